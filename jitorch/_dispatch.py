@@ -1,0 +1,219 @@
+"""Eager execution of registry ops on tensors, with autograd recording.
+
+Every public op ends here: ``elementwise`` for scalar-template primitives,
+``apply`` for kernel primitives.  Each runs the device kernel and, when grad
+mode is on and an input requires grad, records one ``OpNode``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _dtype as D
+from ._tensor import Tensor, wrap, wrap_view
+from .autograd import grad_mode
+from .autograd.graph import OpNode, SavedTensor, edge_of
+from .runtime import cpu
+
+_state = grad_mode._state
+_result_type = D.result_type
+_float = D.float32
+
+
+def _rule(op, dt):
+    """(compute dtype, output dtype) of an elementwise op for promoted dtype ``dt``."""
+    cache = op.__dict__.setdefault("_rule_cache", {})
+    r = cache.get(dt)
+    if r is None:
+        rule = op.dtype_rule
+        if rule == "promote":
+            r = (dt, dt)
+        elif rule == "float":
+            f = dt if dt.is_floating_point else D.get_default_dtype()
+            r = (f, f)
+        elif rule == "bool":
+            r = (dt, D.bool_)
+        elif rule == "logical":
+            r = (D.bool_, D.bool_)
+        elif rule == "integral":
+            if dt.is_floating_point:
+                raise RuntimeError(f"\"{op.name}_cpu\" not implemented for '{_type_word(dt)}'")
+            r = (dt, dt)
+        elif rule == "int_or_float":  # result keeps integer type; bool promoted to int64
+            r = (D.int64, D.int64) if dt is D.bool_ else (dt, dt)
+        else:
+            raise AssertionError(rule)
+        if rule != "float" or dt.is_floating_point:
+            cache[dt] = r
+    return r
+
+
+def _type_word(dt) -> str:
+    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+            "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}[dt.name]
+
+
+def broadcast_shapes(*shapes):
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        pass
+    nd = max(len(s) for s in shapes)
+    padded = [(1,) * (nd - len(s)) + tuple(s) for s in shapes]
+    for i in range(nd):
+        sizes = {p[i] for p in padded if p[i] != 1}
+        if len(sizes) > 1:
+            a, b = sorted(sizes)[:2]
+            raise RuntimeError(
+                f"The size of tensor a ({a}) must match the size of tensor b ({b}) at non-singleton "
+                f"dimension {i}")
+    raise RuntimeError(f"shapes {shapes} cannot be broadcast together")
+
+
+def elementwise(op, *args, out=None, inplace=None, dtype=None):
+    """Run an elementwise primitive on tensors and Python scalars.
+
+    ``dtype`` overrides the promoted dtype (``where`` promotes only its values).
+    """
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    first = tensors[0]
+    if dtype is not None:
+        dt = dtype
+    elif len(tensors) == len(args) and all(t._dtype is first._dtype for t in tensors):
+        dt = first._dtype
+    else:
+        for a in args:
+            if not isinstance(a, (Tensor, int, float, bool, np.generic)):
+                raise TypeError(f"{op.name}(): unsupported operand type {type(a).__name__}")
+        dt = _result_type(*args)
+    compute, odt = _rule(op, dt)
+    target = inplace if inplace is not None else out
+    if len(tensors) == 1:
+        shape = first._data.shape
+    else:
+        shape = tensors[0]._data.shape
+        for t in tensors[1:]:
+            if t._data.shape != shape:
+                shape = broadcast_shapes(*[t._data.shape for t in tensors])
+                break
+    for t in tensors[1:]:
+        if t._device is not first._device:
+            raise RuntimeError(
+                "Expected all tensors to be on the same device, but found at least two devices, "
+                f"{first._device} and {t._device}!")
+    if target is not None:
+        if target._data.shape != shape:
+            if inplace is not None:
+                raise RuntimeError(
+                    f"output with shape {list(target.shape)} doesn't match the broadcast shape {list(shape)}")
+            target._data = np.empty(shape, dtype=target._dtype.numpy_dtype)
+        if not D.can_cast(odt, target._dtype):
+            raise RuntimeError(f"result type {_type_word(odt)} can't be cast to the desired output type "
+                               f"{_type_word(target._dtype)}")
+        odt = target._dtype
+    operands = [a._data if isinstance(a, Tensor) else a for a in args]
+    needs_grad = _state.grad_enabled and op.differentiable and any(t._requires_grad for t in tensors)
+    if inplace is not None:
+        if needs_grad or inplace._requires_grad:
+            _check_inplace(inplace)
+        if needs_grad:
+            # the op reads the old value: keep it as a distinct tensor for backward
+            old = _snapshot(inplace)
+            args = tuple(old if a is inplace else a for a in args)
+        cpu.run_elementwise(op, operands, compute, odt.numpy_dtype, shape, out=inplace._data)
+        inplace._version[0] += 1
+        if needs_grad:
+            _record(op, args, (inplace,), None, in_place=True)
+        return inplace
+    res = cpu.run_elementwise(op, operands, compute, odt.numpy_dtype, shape,
+                              out=out._data if out is not None else None)
+    if out is not None:
+        out._version[0] += 1
+        return out
+    result = wrap(res, odt, first._device)
+    if needs_grad:
+        _record(op, args, (result,), None)
+    return result
+
+
+def _check_inplace(t: Tensor) -> None:
+    if t._grad_fn is None and t._requires_grad and _state.grad_enabled:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    if t._base is not None and t._base._requires_grad and t._grad_fn is None and _state.grad_enabled:
+        raise RuntimeError(
+            "a view of a leaf Variable that requires grad is being used in an in-place operation.")
+
+
+def _snapshot(t: Tensor) -> Tensor:
+    """The pre-op identity of ``t`` (its history) for an in-place op's backward."""
+    from ._tensor import _alias
+    old = _alias(t)
+    old._requires_grad = t._requires_grad
+    old._grad_fn = t._grad_fn
+    old._output_nr = t._output_nr
+    return old
+
+
+def _record(op, inputs, outputs, attrs, in_place=False):
+    """Attach an OpNode as ``grad_fn`` of ``outputs``."""
+    needs = tuple(isinstance(x, Tensor) and x._requires_grad for x in inputs)
+    nexts = tuple(edge_of(x) if isinstance(x, Tensor) else None for x in inputs)
+    in_meta = tuple((x._data.shape, x._dtype) if isinstance(x, Tensor) else None for x in inputs)
+    node = OpNode(op, nexts, needs, attrs, in_meta)
+    node.n_outputs = len(outputs)
+    saves = op.saves
+    saved = []
+    if saves in ("inputs", "both"):
+        for x in inputs:
+            saved.append(SavedTensor(x) if isinstance(x, Tensor) else _Const(x))
+    if saves in ("out", "both"):
+        saved.append(SavedTensor(outputs[0], is_output=not in_place, output_nr=0))
+    node.saved = saved
+    node.out_meta = tuple((o._data.shape, o._dtype) for o in outputs)
+    for k, o in enumerate(outputs):
+        if o._dtype.is_floating_point:
+            o._grad_fn = node
+            o._requires_grad = True
+            o._output_nr = k
+    return node
+
+
+class _Const:
+    """A non-tensor operand kept for backward (a Python scalar, a shape)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def unpack(self, node):
+        return self.value
+
+
+def apply(op, inputs, attrs=None, *, view_of=None):
+    """Run a kernel primitive: ``op.impl[device](*arrays, **attrs)``.
+
+    ``inputs`` are tensors (or ``None`` for absent optional tensors); the
+    implementation returns one array or a tuple of arrays.  ``view_of``
+    marks the result as a view of that input's storage.
+    """
+    attrs = attrs or {}
+    first = next(t for t in inputs if t is not None)
+    dev = first._device
+    for t in inputs:
+        if t is not None and t._device is not dev:
+            raise RuntimeError(
+                "Expected all tensors to be on the same device, but found at least two devices, "
+                f"{dev} and {t._device}!")
+    fn = op.impl.get(dev.type)
+    if fn is None:
+        raise NotImplementedError(f"{op.name} has no implementation for device '{dev.type}'")
+    res = fn(*[t._data if t is not None else None for t in inputs], **attrs)
+    multi = isinstance(res, tuple)
+    arrs = res if multi else (res,)
+    if view_of is not None:
+        outs = tuple(wrap_view(a, view_of) for a in arrs)
+    else:
+        outs = tuple(wrap(a, D.from_numpy(a.dtype), dev) for a in arrs)
+    if _state.grad_enabled and op.differentiable and any(t is not None and t._requires_grad for t in inputs):
+        _record(op, inputs, outs, attrs)
+    return outs if multi else outs[0]

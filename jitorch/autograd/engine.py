@@ -1,0 +1,204 @@
+"""The reverse pass: walk the recorded graph from the outputs to the leaves."""
+from __future__ import annotations
+
+import heapq
+import warnings
+
+from . import grad_mode
+from .graph import AccumulateGrad, edge_of
+
+
+def _make_grads(outputs, grad_outputs, create_graph):
+    import jitorch
+
+    grads = []
+    for out, g in zip(outputs, grad_outputs):
+        if g is None:
+            if out.numel() != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            if not out.dtype.is_floating_point:
+                raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got {out.dtype}")
+            g = jitorch.ones_like(out)
+        elif not isinstance(g, jitorch.Tensor):
+            g = jitorch.tensor(g, dtype=out.dtype)
+        elif tuple(g.shape) != tuple(out.shape):
+            raise RuntimeError(
+                f"Mismatch in shape: grad_output[0] has a shape of {tuple(g.shape)} and output[0] "
+                f"has a shape of {tuple(out.shape)}."
+            )
+        if not create_graph:
+            g = g.detach()
+        grads.append(g)
+    return grads
+
+
+def _accumulate(buffers, key, g):
+    cur = buffers.get(key)
+    buffers[key] = g if cur is None else cur + g
+
+
+def _call_tensor_hooks(node, nr, g):
+    hooks = node._tensor_pre_hooks.get(nr) if node._tensor_pre_hooks else None
+    if hooks:
+        for fn in list(hooks.values()):
+            r = fn(g)
+            if r is not None:
+                g = r
+    return g
+
+
+def run_backward(outputs, grad_outputs, retain_graph=None, create_graph=False, inputs=None,
+                 accumulate=True, allow_unused=False):
+    """Shared core of ``Tensor.backward`` and ``autograd.grad``.
+
+    With ``accumulate`` the leaves' ``.grad`` is updated (restricted to
+    ``inputs`` when given); otherwise the gradients w.r.t. ``inputs`` are
+    returned and no ``.grad`` is touched.
+    """
+    if retain_graph is None:
+        retain_graph = create_graph
+    outputs = list(outputs)
+    for o in outputs:
+        if not o._requires_grad:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+    grads = _make_grads(outputs, grad_outputs, create_graph)
+
+    # where the wanted gradients arrive: (node, output_nr) for each input
+    targets = {}
+    if inputs is not None:
+        for i, t in enumerate(inputs):
+            e = edge_of(t)
+            if e is None:
+                raise RuntimeError(f"One of the differentiated Tensors (input {i}) does not require grad")
+            targets.setdefault((id(e[0]), e[1]), []).append(i)
+    captured = [None] * (len(inputs) if inputs is not None else 0)
+
+    # count dependencies of every node reachable from the outputs
+    deps = {}
+    nodes = {}
+    stack = []
+    for o in outputs:
+        e = edge_of(o)
+        if id(e[0]) not in nodes:
+            nodes[id(e[0])] = e[0]
+            stack.append(e[0])
+    while stack:
+        n = stack.pop()
+        for nxt in n.next_functions:
+            if nxt is None:
+                continue
+            fn = nxt[0]
+            deps[id(fn)] = deps.get(id(fn), 0) + 1
+            if id(fn) not in nodes:
+                nodes[id(fn)] = fn
+                stack.append(fn)
+
+    buffers = {}
+    for o, g in zip(outputs, grads):
+        e = edge_of(o)
+        _accumulate(buffers, (id(e[0]), e[1]), g)
+
+    # ready nodes run newest first (the reverse of creation order)
+    ready = []
+    for o in outputs:
+        fn = edge_of(o)[0]
+        if deps.get(id(fn), 0) == 0 and all(r[2] is not fn for r in ready):
+            heapq.heappush(ready, (-fn.seq, id(fn), fn))
+
+    with grad_mode.set_grad_enabled(create_graph):
+        while ready:
+            _, _, node = heapq.heappop(ready)
+            nid = id(node)
+            n_out = 1 if isinstance(node, AccumulateGrad) else getattr(node, "n_outputs", 1)
+            gouts = [buffers.pop((nid, k), None) for k in range(n_out)]
+            for k in range(n_out):
+                if gouts[k] is not None:
+                    gouts[k] = _call_tensor_hooks(node, k, gouts[k])
+            if node._retain:
+                for k, ref in node._retain.items():
+                    t = ref()
+                    if t is not None and gouts[k] is not None:
+                        t._grad = gouts[k] if create_graph else gouts[k].detach()
+            for k in range(n_out):
+                hit = targets.get((nid, k))
+                if hit is not None:
+                    for i in hit:
+                        captured[i] = gouts[k]
+            if node._pre_hooks:
+                for fn in list(node._pre_hooks.values()):
+                    r = fn(tuple(gouts))
+                    if r is not None:
+                        gouts = list(r)
+
+            if isinstance(node, AccumulateGrad):
+                if accumulate and gouts[0] is not None:
+                    leaf = node.variable
+                    if inputs is None or (nid, 0) in targets:
+                        _accumulate_into_leaf(leaf, gouts[0], create_graph)
+                continue
+
+            if all(g is None for g in gouts):
+                in_grads = [None] * len(node.next_functions)
+            else:
+                in_grads = node.apply(gouts)
+            if node._hooks:
+                for fn in list(node._hooks.values()):
+                    r = fn(tuple(in_grads), tuple(gouts))
+                    if r is not None:
+                        in_grads = list(r)
+            if not retain_graph:
+                node.release()
+            for nxt, g in zip(node.next_functions, in_grads):
+                if nxt is None:
+                    continue
+                fn, nr = nxt
+                if g is not None:
+                    _accumulate(buffers, (id(fn), nr), g)
+                deps[id(fn)] -= 1
+                if deps[id(fn)] == 0:
+                    heapq.heappush(ready, (-fn.seq, id(fn), fn))
+
+    if inputs is not None and not accumulate:
+        for i, c in enumerate(captured):
+            if c is None and not allow_unused:
+                raise RuntimeError(
+                    "One of the differentiated Tensors appears to not have been used in the graph. "
+                    "Set allow_unused=True if this is the desired behavior."
+                )
+        return tuple(captured)
+    return None
+
+
+def _accumulate_into_leaf(leaf, g, create_graph):
+    hooks = leaf._hooks
+    if hooks:
+        for fn in list(hooks.values()):
+            r = fn(g)
+            if r is not None:
+                g = r
+    if tuple(g.shape) != tuple(leaf.shape):
+        g = g.sum_to_size(leaf.shape)
+    if g.dtype is not leaf.dtype:
+        g = g.to(leaf.dtype)
+    if leaf._grad is None:
+        if create_graph:
+            leaf._grad = g
+        else:
+            # own the buffer: the incoming gradient may alias another tensor
+            leaf._grad = g.detach() if g._is_fresh() else g.detach().clone()
+    elif create_graph or leaf._grad._requires_grad:
+        leaf._grad = leaf._grad + g
+    else:
+        with grad_mode.no_grad():
+            leaf._grad.add_(g)
+    for fn in (leaf._post_acc_hooks or {}).values():
+        fn(leaf)
+
+
+def warn_nonleaf_grad():
+    warnings.warn(
+        "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+        "attribute won't be populated during autograd.backward(). If you indeed want the .grad "
+        "field to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor.",
+        UserWarning, stacklevel=3,
+    )

@@ -1,0 +1,349 @@
+"""Tensor creation: from data, filled, ranges and random draws."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import _dtype as D
+from .._tensor import Tensor, wrap
+from ..runtime.device import canonical
+from .random import default_generator
+
+
+def _dt(dtype, default=None):
+    if dtype is None:
+        return default
+    return D.to_dtype(dtype)
+
+
+def _finish(arr, dtype, device, requires_grad):
+    dev = canonical(device)
+    t = wrap(arr, dtype, dev)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _shape(size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    out = []
+    for s in size:
+        if isinstance(s, Tensor):
+            s = s.item()
+        if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
+            raise TypeError(f"expected a sequence of integers for the size, but got element of type {type(s).__name__}")
+        if s < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(size)}")
+        out.append(int(s))
+    return tuple(out)
+
+
+def _infer_dtype(data) -> D.dtype:
+    """torch.tensor's inference: any float -> default float, all bool -> bool, else int64."""
+    kinds = set()
+
+    def walk(x):
+        if isinstance(x, Tensor):
+            kinds.add(x.dtype)
+        elif isinstance(x, np.ndarray):
+            kinds.add(D.from_numpy(x.dtype))
+        elif isinstance(x, (list, tuple)):
+            for e in x:
+                walk(e)
+        elif isinstance(x, bool) or isinstance(x, np.bool_):
+            kinds.add(D.bool_)
+        elif isinstance(x, numbers.Integral):
+            kinds.add(D.int64)
+        elif isinstance(x, numbers.Real):
+            kinds.add(D.get_default_dtype())
+        elif isinstance(x, numbers.Complex):
+            raise TypeError("complex tensors are not supported by jitorch")
+        else:
+            raise TypeError(f"Could not infer dtype of {type(x).__name__}")
+
+    walk(data)
+    if not kinds:
+        return D.get_default_dtype()
+    if len(kinds) == 1:
+        return kinds.pop()
+    if any(k.is_floating_point for k in kinds):
+        fl = [k for k in kinds if k.is_floating_point]
+        return D.get_default_dtype() if all(k in (D.float32, D.float64) for k in fl) and len(fl) > 1 else fl[0]
+    return D.int64 if D.int64 in kinds else max(kinds, key=lambda k: k.itemsize)
+
+
+def _to_numpy_nested(data):
+    if isinstance(data, Tensor):
+        return data._data
+    if isinstance(data, (list, tuple)):
+        items = [_to_numpy_nested(x) for x in data]
+        if not items:
+            return np.array([], dtype=np.float64)
+        try:
+            return np.stack([np.asarray(x) for x in items])
+        except ValueError:
+            raise ValueError(f"expected sequence of length {len(np.asarray(items[0]))} at dim 1 (got "
+                             f"{[len(np.asarray(x)) if np.asarray(x).ndim else 0 for x in items]})") from None
+    return data
+
+
+def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
+    """A new tensor holding a copy of ``data`` (nested lists, scalars, arrays, tensors)."""
+    if isinstance(data, Tensor):
+        dt = _dt(dtype, data.dtype)
+        arr = np.array(data._data, dtype=dt.numpy_dtype, copy=True)
+    elif isinstance(data, np.ndarray):
+        dt = _dt(dtype, D.from_numpy(data.dtype))
+        arr = np.array(data, dtype=dt.numpy_dtype, copy=True)
+    else:
+        dt = _dt(dtype) or _infer_dtype(data)
+        try:
+            arr = np.array(_to_numpy_nested(data), dtype=dt.numpy_dtype)
+        except OverflowError:
+            raise RuntimeError(f"value cannot be converted to type {dt.name} without overflow") from None
+        if arr.dtype == object:
+            raise ValueError("too many dimensions or ragged nested sequence")
+    if not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr)
+    return _finish(arr, dt, device, requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """Share memory with ``data`` when possible (tensors, NumPy arrays)."""
+    if isinstance(data, Tensor):
+        return data if dtype is None or D.to_dtype(dtype) is data.dtype else data.to(dtype)
+    if isinstance(data, np.ndarray) and (dtype is None or D.to_dtype(dtype).numpy_dtype == data.dtype):
+        D.from_numpy(data.dtype)
+        return _finish(data, D.from_numpy(data.dtype), device, False)
+    return tensor(data, dtype=dtype, device=device)
+
+
+asarray = as_tensor
+
+
+def from_numpy(arr: np.ndarray) -> Tensor:
+    """A tensor sharing memory with NumPy array ``arr``."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(arr).__name__})")
+    dt = D.from_numpy(arr.dtype)
+    if any(s < 0 for s in arr.strides):
+        raise ValueError("At least one stride in the given numpy array is negative, and tensors with negative "
+                         "strides are not currently supported. (You can probably work around this by making "
+                         "a copy of your array  with array.copy().) ")
+    if arr.dtype.byteorder not in "=|":
+        raise ValueError("given numpy array has byte order different from the native byte order.")
+    return wrap(arr, dt)
+
+
+def _filled(size, value, dtype, device, requires_grad, default=None):
+    shape = _shape(size)
+    dt = _dt(dtype, default or D.get_default_dtype())
+    arr = np.full(shape, value, dtype=dt.numpy_dtype) if value is not None else np.empty(shape, dt.numpy_dtype)
+    return _finish(arr, dt, device, requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None, pin_memory=False):
+    return _filled(size, 0, dtype, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None, pin_memory=False):
+    return _filled(size, 1, dtype, device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None, pin_memory=False,
+          memory_format=None):
+    return _filled(size, None, dtype, device, requires_grad)
+
+
+def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=None, layout=None):
+    if dtype is None:
+        dt = D.scalar_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
+    else:
+        dt = D.to_dtype(dtype)
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    return _filled((tuple(size) if not isinstance(size, int) else (size,),), fill_value, dt, device, requires_grad)
+
+
+def _like(input, value, dtype, device, requires_grad):
+    dt = _dt(dtype, input.dtype)
+    arr = np.empty(input.shape, dt.numpy_dtype) if value is None else np.full(input.shape, value, dt.numpy_dtype)
+    return _finish(arr, dt, device if device is not None else input.device, requires_grad)
+
+
+def zeros_like(input, *, dtype=None, device=None, requires_grad=False, layout=None, memory_format=None):
+    return _like(input, 0, dtype, device, requires_grad)
+
+
+def ones_like(input, *, dtype=None, device=None, requires_grad=False, layout=None, memory_format=None):
+    return _like(input, 1, dtype, device, requires_grad)
+
+
+def empty_like(input, *, dtype=None, device=None, requires_grad=False, layout=None, memory_format=None):
+    return _like(input, None, dtype, device, requires_grad)
+
+
+def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False, layout=None,
+              memory_format=None):
+    return _like(input, fill_value, dtype, device, requires_grad)
+
+
+def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False, out=None, layout=None):
+    """Values from ``start`` to ``end`` (exclusive) by ``step``."""
+    if end is None:
+        start, end = 0, start
+    vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    start, end, step = vals
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if (end - start) / step < 0:
+        raise RuntimeError("upper bound and larger bound inconsistent with step sign")
+    if dtype is None:
+        dt = D.get_default_dtype() if any(isinstance(v, float) for v in vals) else D.int64
+    else:
+        dt = D.to_dtype(dtype)
+    import math
+    n = max(int(math.ceil((end - start) / step)), 0)
+    arr = (start + np.arange(n, dtype=np.float64) * step) if dt.is_floating_point or any(
+        isinstance(v, float) for v in vals) else np.arange(start, end, step, dtype=np.int64)
+    return _finish(arr.astype(dt.numpy_dtype), dt, device, requires_grad)
+
+
+def range_(start, end, step=1, *, dtype=None, device=None, requires_grad=False):
+    return arange(start, end + step / 2 if step > 0 else end - step / 2, step,
+                  dtype=dtype or D.get_default_dtype(), device=device, requires_grad=requires_grad)
+
+
+def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False, out=None):
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    dt = _dt(dtype, D.get_default_dtype())
+    start = start.item() if isinstance(start, Tensor) else start
+    end = end.item() if isinstance(end, Tensor) else end
+    arr = np.linspace(start, end, steps, dtype=np.float64)
+    return _finish(arr.astype(dt.numpy_dtype), dt, device, requires_grad)
+
+
+def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_grad=False):
+    dt = _dt(dtype, D.get_default_dtype())
+    arr = np.power(base, np.linspace(start, end, steps, dtype=np.float64))
+    return _finish(arr.astype(dt.numpy_dtype), dt, device, requires_grad)
+
+
+def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, out=None):
+    if n < 0 or (m is not None and m < 0):
+        raise RuntimeError(f"n must be greater or equal to 0, got {n}")
+    dt = _dt(dtype, D.get_default_dtype())
+    return _finish(np.eye(n, m, dtype=dt.numpy_dtype), dt, device, requires_grad)
+
+
+# -- random -------------------------------------------------------------------------------------
+def _gen(generator):
+    return generator if generator is not None else default_generator
+
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None):
+    """Uniform samples on [0, 1)."""
+    dt = _dt(dtype, D.get_default_dtype())
+    _float_only("rand", dt)
+    arr = _gen(generator)._np.random(_shape(size), dtype=np.float64 if dt is D.float64 else np.float32)
+    return _finish(arr.astype(dt.numpy_dtype, copy=False), dt, device, requires_grad)
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None):
+    """Standard normal samples."""
+    dt = _dt(dtype, D.get_default_dtype())
+    _float_only("randn", dt)
+    arr = _gen(generator)._np.standard_normal(_shape(size), dtype=np.float64 if dt is D.float64 else np.float32)
+    return _finish(arr.astype(dt.numpy_dtype, copy=False), dt, device, requires_grad)
+
+
+def _float_only(name, dt):
+    if not dt.is_floating_point:
+        raise RuntimeError(f"\"{name}\" not implemented for '{dt.name}'")
+
+
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
+    """Integers uniform on [low, high)."""
+    if high is None:
+        low, high = 0, low
+    if size is None:
+        raise TypeError("randint() missing required argument 'size'")
+    if high <= low:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+    dt = _dt(dtype, D.int64)
+    arr = _gen(generator)._np.integers(low, high, size=_shape((size,)), dtype=np.int64)
+    return _finish(arr.astype(dt.numpy_dtype), dt, device, requires_grad)
+
+
+def randint_like(input, low=0, high=None, *, dtype=None, generator=None):
+    if high is None:
+        low, high = 0, low
+    return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype, generator=generator)
+
+
+def rand_like(input, *, dtype=None, generator=None):
+    return rand(*input.shape, dtype=dtype or input.dtype, generator=generator)
+
+
+def randn_like(input, *, dtype=None, generator=None):
+    return randn(*input.shape, dtype=dtype or input.dtype, generator=generator)
+
+
+def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False):
+    """A random permutation of 0..n-1."""
+    if n < 0:
+        raise RuntimeError(f"n must be non-negative, got{n}")
+    dt = _dt(dtype, D.int64)
+    return _finish(_gen(generator)._np.permutation(n).astype(dt.numpy_dtype), dt, device, requires_grad)
+
+
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
+    g = _gen(generator)
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        m = mean._data if isinstance(mean, Tensor) else mean
+        s = std._data if isinstance(std, Tensor) else std
+        shape = np.broadcast_shapes(np.shape(m), np.shape(s))
+        ref = mean if isinstance(mean, Tensor) else std
+        arr = (m + s * g._np.standard_normal(shape)).astype(ref.dtype.numpy_dtype)
+        return _finish(arr, ref.dtype, device, requires_grad)
+    dt = _dt(dtype, D.get_default_dtype())
+    arr = (mean + std * g._np.standard_normal(_shape((size,)))).astype(dt.numpy_dtype)
+    return _finish(arr, dt, device, requires_grad)
+
+
+def bernoulli(input, p=None, *, generator=None):
+    """Samples 1 with probability ``input`` (or ``p``), else 0."""
+    probs = input._data if p is None else np.full(input.shape, p)
+    if np.any((probs < 0) | (probs > 1)):
+        raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
+    draw = _gen(generator)._np.random(input.shape) < probs
+    return wrap(draw.astype(input.dtype.numpy_dtype), input.dtype, input.device)
+
+
+def multinomial(input, num_samples, replacement=False, *, generator=None):
+    """Draw category indices with probabilities proportional to the rows of ``input``."""
+    g = _gen(generator)
+    w = np.asarray(input._data, dtype=np.float64)
+    if np.any(w < 0) or not np.all(np.isfinite(w)):
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+    rows = w.reshape(-1, w.shape[-1])
+    out = np.empty((rows.shape[0], num_samples), dtype=np.int64)
+    for i, r in enumerate(rows):
+        s = r.sum()
+        if s <= 0:
+            raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+        if not replacement and num_samples > np.count_nonzero(r):
+            raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
+        out[i] = g._np.choice(r.shape[0], size=num_samples, replace=replacement, p=r / s)
+    return wrap(out.reshape(w.shape[:-1] + (num_samples,)), D.int64, input.device)
+
+
+def _legacy_tensor_args(args, kwargs):
+    """``Tensor(2, 3)`` (uninitialized float32) or ``Tensor([1, 2])`` (data)."""
+    if len(args) == 1 and not isinstance(args[0], int):
+        data = args[0]
+        return np.array(_to_numpy_nested(data), dtype=np.float32)
+    return np.empty(_shape(args), dtype=np.float32)

@@ -1,0 +1,327 @@
+"""Reduction primitives (sum, prod, amax, amin, all, any) and composites built on them.
+
+A reduction runs one generated kernel over a (outer, reduced, inner) view of
+its input; see ``runtime.codegen_cpu.render_reduce``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _dtype as D
+from .._dispatch import apply
+from .._tensor import Tensor, wrap_dim
+from ..runtime import cpu
+from .registry import impl, kernel_op
+
+# name -> (init, combine, finalize, pre, reassociate)
+_SPECS = {
+    "sum": ("0", "{acc} + {v}", "{acc}", "{x}", True),
+    "prod": ("1", "{acc} * {v}", "{acc}", "{x}", True),
+    "amax": ("-np.inf", "{v} if ({v} > {acc} or {v} != {v}) and {acc} == {acc} else {acc}", "{acc}", "{x}", False),
+    "amin": ("np.inf", "{v} if ({v} < {acc} or {v} != {v}) and {acc} == {acc} else {acc}", "{acc}", "{x}", False),
+    "all": ("True", "{acc} and {v}", "{acc}", "({x} != 0)", False),
+    "any": ("False", "{acc} or {v}", "{acc}", "({x} != 0)", False),
+}
+_INT_MINMAX = {
+    "amax": ("{lo}", "{v} if {v} > {acc} else {acc}", "{acc}", "{x}", False),
+    "amin": ("{hi}", "{v} if {v} < {acc} else {acc}", "{acc}", "{x}", False),
+}
+
+
+def normalize_dims(dim, ndim):
+    """``dim`` (None, int, or sequence) as a sorted tuple of distinct non-negative dims."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    if len(dims) == 0:
+        return tuple(range(ndim))
+    out = sorted(wrap_dim(d, max(ndim, 1)) for d in dims)
+    if ndim == 0:
+        return ()
+    if len(set(out)) != len(out):
+        raise RuntimeError(f"dim {out[0]} appears multiple times in the list of dims")
+    return tuple(out)
+
+
+def _to_3d(x: np.ndarray, dims):
+    """A (outer, k, inner) array whose axis 1 covers ``dims``; copies only if needed."""
+    shp = x.shape
+    nd = len(shp)
+    if dims and dims == tuple(range(dims[0], dims[-1] + 1)) and x.flags.c_contiguous:
+        o = int(np.prod(shp[:dims[0]], dtype=np.int64))
+        k = int(np.prod(shp[dims[0]:dims[-1] + 1], dtype=np.int64))
+        i = int(np.prod(shp[dims[-1] + 1:], dtype=np.int64))
+        return x.reshape(o, k, i)
+    keep = [d for d in range(nd) if d not in dims]
+    y = np.ascontiguousarray(x.transpose(keep + list(dims)))
+    o = int(np.prod([shp[d] for d in keep], dtype=np.int64))
+    k = int(np.prod([shp[d] for d in dims], dtype=np.int64))
+    return y.reshape(o, k, 1)
+
+
+def _acc_dtype(kind, dt):
+    if kind in ("all", "any"):
+        return np.dtype(bool)
+    if kind in ("sum", "prod"):
+        if dt.is_floating_point:
+            return np.dtype(np.float64)  # float32 sums accumulate in float64: accurate and still vectorized
+        return np.dtype(np.int64) if dt is not D.bool_ else np.dtype(np.int64)
+    return np.dtype(np.float32) if dt is D.float16 else dt.numpy_dtype
+
+
+def _out_shape(shp, dims, keepdim):
+    if keepdim:
+        return tuple(1 if d in dims else s for d, s in enumerate(shp))
+    return tuple(s for d, s in enumerate(shp) if d not in dims)
+
+
+def _reduce_impl(kind):
+    def run(x, dims, keepdim, out_dtype):
+        out_np = np.dtype(out_dtype)
+        src = x.astype(np.float32) if x.dtype == np.float16 else x
+        dt = D.from_numpy(x.dtype)
+        shape = _out_shape(x.shape, dims, keepdim)
+        if x.ndim == 0:
+            src = src.reshape(1, 1, 1)
+        else:
+            src = _to_3d(src, dims)
+        if src.shape[1] == 0 and kind in ("amax", "amin"):
+            raise IndexError(f"{kind}(): Expected reduction dim {dims[0] if dims else 0} to have non-zero size.")
+        spec = _SPECS[kind]
+        if kind in _INT_MINMAX and not dt.is_floating_point:
+            info = np.iinfo(src.dtype) if src.dtype != np.bool_ else None
+            lo, hi = (int(info.min), int(info.max)) if info else (0, 1)
+            s = _INT_MINMAX[kind]
+            spec = (s[0].format(lo=lo, hi=hi),) + s[1:]
+        acc = _acc_dtype(kind, dt)
+        kern_out = np.dtype(np.float32) if out_np == np.float16 else out_np
+        res = cpu.run_reduce(kind, spec, src, acc, kern_out)
+        if res.dtype != out_np:
+            res = res.astype(out_np)
+        return res.reshape(shape)
+    return run
+
+
+def _expand_grad(g, c):
+    """Broadcast a reduced gradient back over the reduced dims."""
+    shape = c.in_meta[0][0]
+    dims = c.attrs["dims"]
+    if not c.attrs["keepdim"]:
+        for d in dims:
+            g = g.unsqueeze(d)
+    return g.expand(shape)
+
+
+def _minmax_vjp(c, g):
+    x = c.inputs[0]
+    out = c.out
+    dims, keepdim = c.attrs["dims"], c.attrs["keepdim"]
+    if not keepdim:
+        for d in dims:
+            out = out.unsqueeze(d)
+            g = g.unsqueeze(d)
+    mask = (x == out).to(g.dtype)
+    return (mask * g / mask.sum(dims, keepdim=True),)
+
+
+def _prod_vjp(c, g):
+    x = c.inputs[0]
+    out = c.out
+    dims, keepdim = c.attrs["dims"], c.attrs["keepdim"]
+    if not keepdim:
+        for d in dims:
+            out = out.unsqueeze(d)
+            g = g.unsqueeze(d)
+    import jitorch as J
+    if not bool((x == 0).any()):
+        return (g * out / x,)
+    # with zeros: product of all other elements, computed by exclusive cumprods
+    if len(dims) == 1 and x.ndim > 0:
+        d = dims[0]
+        ones = J.ones_like(x.narrow(d, 0, 1))
+        left = J.cat([ones, x.narrow(d, 0, x.shape[d] - 1)], d).cumprod(d)
+        right = J.cat([x.narrow(d, 1, x.shape[d] - 1), ones], d).flip(d).cumprod(d).flip(d)
+        return (g * left * right,)
+    flat = x.reshape(-1) if x.ndim else x.reshape(1)
+    res = _prod_vjp_flat(flat, g.reshape(-1)[0] if g.numel() == 1 else g)
+    return (res.reshape(x.shape),)
+
+
+def _prod_vjp_flat(flat, g):
+    import jitorch as J
+    ones = J.ones_like(flat[:1])
+    left = J.cat([ones, flat[:-1]]).cumprod(0)
+    right = J.cat([flat[1:], ones]).flip(0).cumprod(0).flip(0)
+    return g * left * right
+
+
+SUM = kernel_op("sum", vjp=lambda c, g: (_expand_grad(g, c),), saves="none")
+PROD = kernel_op("prod", vjp=_prod_vjp, saves="both")
+AMAX = kernel_op("amax", vjp=_minmax_vjp, saves="both")
+AMIN = kernel_op("amin", vjp=_minmax_vjp, saves="both")
+ALL = kernel_op("all", differentiable=False)
+ANY = kernel_op("any", differentiable=False)
+for _k in ("sum", "prod", "amax", "amin", "all", "any"):
+    impl(_k)(_reduce_impl(_k))
+
+
+def _reduce(op, input, dim, keepdim, out_dtype):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op.name}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    dims = normalize_dims(dim, input.ndim)
+    return apply(op, [input], {"dims": dims, "keepdim": bool(keepdim), "out_dtype": out_dtype})
+
+
+def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
+    """Sum over ``dim`` (all dims by default). Integer and bool sums give int64, like torch."""
+    if dtype is not None:
+        input = input.to(dtype)
+    dt = input.dtype
+    odt = D.int64 if not dt.is_floating_point else dt
+    return _reduce(SUM, input, dim, keepdim, odt.numpy_dtype)
+
+
+def prod(input, dim=None, keepdim=False, *, dtype=None):
+    if dtype is not None:
+        input = input.to(dtype)
+    dt = input.dtype
+    odt = D.int64 if not dt.is_floating_point else dt
+    if dim is not None and isinstance(dim, (tuple, list)):
+        raise TypeError("prod(): argument 'dim' must be int, not tuple")
+    return _reduce(PROD, input, dim, keepdim, odt.numpy_dtype)
+
+
+def amax(input, dim=(), keepdim=False):
+    return _reduce(AMAX, input, dim if dim != () else None, keepdim, input.dtype.numpy_dtype)
+
+
+def amin(input, dim=(), keepdim=False):
+    return _reduce(AMIN, input, dim if dim != () else None, keepdim, input.dtype.numpy_dtype)
+
+
+def all(input, dim=None, keepdim=False):
+    return _reduce(ALL, input, dim, keepdim, np.bool_ if input.dtype is not D.uint8 else np.uint8)
+
+
+def any(input, dim=None, keepdim=False):
+    return _reduce(ANY, input, dim, keepdim, np.bool_ if input.dtype is not D.uint8 else np.uint8)
+
+
+def _count(input, dim):
+    dims = normalize_dims(dim, input.ndim)
+    n = 1
+    for d in dims:
+        n *= input.shape[d]
+    return n
+
+
+def mean(input, dim=None, keepdim=False, *, dtype=None):
+    """Arithmetic mean over ``dim``; floating dtypes only, like torch."""
+    if dtype is not None:
+        input = input.to(dtype)
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(
+            "mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
+            f"dtype. Got: {input.dtype.name.capitalize()}")
+    n = _count(input, dim)
+    return sum(input, dim, keepdim) / n if n else sum(input, dim, keepdim) * float("nan")
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """Variance with Bessel's ``correction`` (default 1)."""
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    if not input.dtype.is_floating_point:
+        raise RuntimeError("std and var only support floating point and complex dtypes")
+    n = _count(input, dim)
+    mu = mean(input, dim, keepdim=True)
+    d = input - mu
+    return sum(d * d, dim, keepdim) / max(n - correction, 0) if n - correction > 0 else \
+        sum(d * d, dim, keepdim) / 0.0
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return var(input, dim, unbiased, keepdim, correction=correction).sqrt()
+
+
+def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return var(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim)
+
+
+def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return std(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim)
+
+
+def logsumexp(input, dim, keepdim=False):
+    """``log(sum(exp(x)))`` computed stably (shifted by the max)."""
+    if not input.dtype.is_floating_point:
+        input = input.to(D.get_default_dtype())
+    m = amax(input, dim, keepdim=True).detach()
+    import jitorch as J
+    m = J.where(J.isfinite(m), m, 0.0)
+    s = sum((input - m).exp(), dim, keepdim=True).log() + m
+    if not keepdim:
+        s = s.squeeze(normalize_dims(dim, input.ndim)) if input.ndim else s
+    return s
+
+
+def softmax(input, dim=None, dtype=None, _stacklevel=3):
+    """``exp(x - max) / sum(exp(x - max))`` along ``dim``."""
+    if dtype is not None:
+        input = input.to(dtype)
+    if dim is None:
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    m = amax(input, dim, keepdim=True).detach()
+    e = (input - m).exp()
+    return e / sum(e, dim, keepdim=True)
+
+
+def log_softmax(input, dim=None, dtype=None, _stacklevel=3):
+    """``x - logsumexp(x)`` along ``dim``."""
+    if dtype is not None:
+        input = input.to(dtype)
+    if dim is None:
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    m = amax(input, dim, keepdim=True).detach()
+    shifted = input - m
+    return shifted - sum(shifted.exp(), dim, keepdim=True).log()
+
+
+def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
+    """Vector p-norm over ``dim`` (``'fro'`` and 2 are the Euclidean norm)."""
+    if dtype is not None:
+        input = input.to(dtype)
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {input.dtype.name.capitalize()}")
+    if p in ("fro", 2, 2.0, None):
+        return sum(input * input, dim, keepdim).sqrt()
+    if p == float("inf"):
+        return amax(input.abs(), dim if dim is not None else (), keepdim)
+    if p == float("-inf"):
+        return amin(input.abs(), dim if dim is not None else (), keepdim)
+    if p == 1:
+        return sum(input.abs(), dim, keepdim)
+    if p == 0:
+        return sum((input != 0).to(input.dtype), dim, keepdim)
+    if p == "nuc":
+        raise NotImplementedError("nuclear norm is not supported")
+    return sum(input.abs() ** p, dim, keepdim) ** (1.0 / p)
+
+
+def sum_to_size(input, *size):
+    """Sum broadcast dims away so the result has ``size`` (the inverse of expand)."""
+    size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+    shp = tuple(input.shape)
+    if shp == size:
+        return input
+    lead = len(shp) - len(size)
+    if lead < 0:
+        raise RuntimeError(f"size {list(size)} is not expandable to size {list(shp)}")
+    dims = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(size) if s == 1 and shp[lead + i] != 1)
+    for i, s in enumerate(size):
+        if s != 1 and shp[lead + i] != s:
+            raise RuntimeError(f"size {list(size)} is not expandable to size {list(shp)}")
+    r = sum(input, dims, keepdim=True) if dims else input
+    if lead:
+        r = r.reshape(size)
+    return r

@@ -1,0 +1,112 @@
+"""Render Numba CPU kernel source from scalar expression templates.
+
+Eager mode renders one op per kernel; the compiler renders a fused group of
+ops through the same functions, so a fix here fixes both.  The source is
+plain, readable Python: ``JITORCH_LOGS=code`` prints it.
+"""
+from __future__ import annotations
+
+HEADER = (
+    "import math\n"
+    "import numpy as np\n"
+    "from numba import njit, prange\n"
+    "from jitorch.runtime.vmath import exp32, tanh32, sigmoid32\n"
+)
+
+# error_model='numpy': no zero-division checks, which would block vectorization
+JIT_FLAGS = "cache=True, nogil=True, error_model='numpy'"
+
+
+def np_name(np_dtype) -> str:
+    """Source spelling of a NumPy dtype inside a kernel (``np.float32``)."""
+    name = str(np_dtype)
+    return "np.bool_" if name == "bool" else f"np.{name}"
+
+
+def cast(expr: str, from_dtype, to_dtype) -> str:
+    if from_dtype == to_dtype:
+        return expr
+    if str(to_dtype) == "bool":
+        return f"({expr} != 0)"
+    return f"{np_name(to_dtype)}({expr})"
+
+
+def render_elementwise(name: str, inputs, outputs, body, mode: str, parallel: bool) -> str:
+    """Source of an elementwise kernel.
+
+    ``inputs``: list of (argname, np_dtype or None for scalars, compute np_dtype);
+    each array input is loaded into ``x<k>`` cast to its compute dtype, a
+    scalar arrives already typed.  ``body``: statements over those locals
+    that assign every output's local ``y<k>``.  ``outputs``: list of
+    (argname, np_dtype, local dtype).  ``mode``: ``flat`` (all arrays
+    C-contiguous of one shape) or ``nd`` (broadcast views of one shape, any strides).
+    """
+    arrays = [a for a, dt, _ in inputs if dt is not None]
+    args = ", ".join([a for a, _, _ in inputs] + [o for o, _, _ in outputs])
+    lines = [f"@njit({JIT_FLAGS}{', parallel=True' if parallel else ''})", f"def {name}({args}):"]
+    ind = "    "
+    if mode == "flat":
+        lead = outputs[0][0]
+        lines.append(f"{ind}n = {lead}.size")
+        for a in arrays + [o for o, _, _ in outputs]:
+            lines.append(f"{ind}{a}_f = {a}.reshape(n)")
+        loop = "prange" if parallel else "range"
+        lines.append(f"{ind}for i in {loop}(n):")
+        index = "_f[i]"
+    else:
+        lead = outputs[0][0]
+        lines.append(f"{ind}for i in np.ndindex({lead}.shape):")
+        index = "[i]"
+    ind2 = ind * 2
+    for k, (a, dt, cdt) in enumerate(inputs):
+        src = f"{a}{index}" if dt is not None else a
+        lines.append(f"{ind2}x{k} = {cast(src, dt, cdt) if dt is not None else src}")
+    for stmt in body:
+        lines.append(f"{ind2}{stmt}")
+    for k, (o, odt, ldt) in enumerate(outputs):
+        lines.append(f"{ind2}{o}{index} = {cast(f'y{k}', ldt, odt)}")
+    return HEADER + "\n\n" + "\n".join(lines) + "\n"
+
+
+def render_reduce(name: str, in_dtype, acc_dtype, out_dtype, init: str, combine: str, finalize: str,
+                  pre: str = "{x}", reassociate: bool = False) -> str:
+    """Reduce axis 1 of a (outer, k, inner) array into (outer, inner).
+
+    ``pre`` maps an element ``{x}`` to the accumulated value, ``combine``
+    merges ``{acc}`` and ``{v}``, ``finalize`` maps ``{acc}`` (and ``{n}``,
+    the reduced length) to the result.  Accumulating along ``inner`` keeps
+    memory access contiguous for reductions over leading dims.
+    """
+    acc = np_name(acc_dtype)
+    v = pre.format(x=cast("x[o, j, i]", in_dtype, acc_dtype))
+    comb = combine.format(acc="acc[i]", v="v")
+    comb_row = combine.format(acc="s", v="v")
+    fin = finalize.format(acc="acc[i]", n="kk")
+    fin_row = finalize.format(acc="s", n="kk")
+    v_row = pre.format(x=cast("x[o, j, 0]", in_dtype, acc_dtype))
+    # reassociation lets LLVM split a sum into vector lanes; never for max/min (NaN order)
+    flags = JIT_FLAGS + (", fastmath={'reassoc', 'contract'}" if reassociate else "")
+    return HEADER + f"""
+
+@njit({flags})
+def {name}(x, out):
+    oo, kk, ii = x.shape
+    if ii == 1:
+        for o in range(oo):
+            s = {acc}({init})
+            for j in range(kk):
+                v = {v_row}
+                s = {comb_row}
+            out[o, 0] = {cast(fin_row, acc_dtype, out_dtype)}
+        return
+    acc = np.empty(ii, dtype={acc})
+    for o in range(oo):
+        for i in range(ii):
+            acc[i] = {init}
+        for j in range(kk):
+            for i in range(ii):
+                v = {v}
+                acc[i] = {comb}
+        for i in range(ii):
+            out[o, i] = {cast(fin, acc_dtype, out_dtype)}
+"""

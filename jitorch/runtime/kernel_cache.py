@@ -1,0 +1,116 @@
+"""Compile generated kernel source once, keep it on disk, reuse it everywhere.
+
+Numba cannot disk-cache functions created by ``exec`` (numba#3501), so each
+generated kernel is written to ``<cache dir>/<sha256 of its source>.py`` and
+imported from there; its ``@njit(cache=True)`` decorator then stores the
+machine code beside it in ``__pycache__``.  The file name is the hash of the
+source, so a changed generator produces a new file and a stale cache can
+never be picked up.  Everything a kernel depends on must be spelled out in
+its source text (constants, dtypes) or in modules whose version is part of
+that text (see ``SOURCE_SALT``).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
+
+import numba
+
+
+_lock = threading.Lock()
+_modules: dict[str, object] = {}
+
+
+def cache_dir() -> str:
+    """Where generated kernels live; ``JITORCH_CACHE_DIR`` overrides the default."""
+    root = os.environ.get("JITORCH_CACHE_DIR")
+    if not root:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "jitorch")
+    path = os.path.join(root, f"numba-{numba.__version__}-py{sys.version_info[0]}{sys.version_info[1]}")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _vmath_version() -> str:
+    from . import vmath
+    with open(vmath.__file__, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
+# Generated kernels import helpers from jitorch.runtime.vmath; its content hash
+# is stamped into every source so that editing vmath invalidates their caches.
+SOURCE_SALT = f"# vmath {_vmath_version()}\n"
+
+
+def _write_once(path: str, text: str) -> None:
+    if os.path.exists(path):
+        return
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)  # atomic: readers see the whole file or none
+
+
+def load_module(source: str):
+    """Import (once per process) the module holding ``source``; returns it."""
+    source = SOURCE_SALT + source
+    digest = hashlib.sha256(source.encode()).hexdigest()[:32]
+    mod = _modules.get(digest)
+    if mod is not None:
+        return mod
+    with _lock:
+        mod = _modules.get(digest)
+        if mod is not None:
+            return mod
+        path = os.path.join(cache_dir(), f"k_{digest}.py")
+        _write_once(path, source)
+        name = f"jitorch_kernel_{digest}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+        mod.__jitorch_source__ = source
+        _modules[digest] = mod
+        return mod
+
+
+def load_kernel(source: str, name: str):
+    """The Numba dispatcher called ``name`` defined in ``source``."""
+    return getattr(load_module(source), name)
+
+
+def purge_numba_cache(dispatcher) -> None:
+    """Drop a kernel's on-disk machine code (used when the cache file is corrupt)."""
+    try:
+        dispatcher._cache.flush()
+    except Exception:
+        pass
+
+
+def first_call(dispatcher, args):
+    """Call a dispatcher the first time for these argument types.
+
+    A truncated cache file makes Numba raise EOFError (numba#10434) or a
+    pickle error: drop the cache and compile again instead of failing.
+    """
+    try:
+        return dispatcher(*args)
+    except (EOFError, ValueError, TypeError) as exc:
+        if isinstance(exc, (ValueError, TypeError)) and "pickle" not in str(exc).lower():
+            raise
+        purge_numba_cache(dispatcher)
+        return dispatcher(*args)
+
+
+def entry_point(dispatcher, args):
+    """The compiled overload for these arguments, callable without type dispatch.
+
+    Must be called after the dispatcher has been called once with such args.
+    """
+    sig = tuple(dispatcher.typeof_pyval(a) for a in args)
+    return dispatcher.overloads[sig].entry_point
