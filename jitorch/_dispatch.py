@@ -11,12 +11,13 @@ import numpy as np
 from . import _dtype as D
 from ._tensor import Tensor, wrap, wrap_view
 from .autograd import grad_mode
-from .autograd.graph import OpNode, SavedTensor, edge_of
+from .autograd.graph import OpNode, SavedTensor, grad_accumulator
 from .runtime import cpu
 
 _state = grad_mode._state
 _result_type = D.result_type
 _float = D.float32
+_from_np = D.from_numpy
 
 
 def _rule(op, dt):
@@ -130,9 +131,85 @@ def elementwise(op, *args, out=None, inplace=None, dtype=None):
         out._version[0] += 1
         return out
     result = wrap(res, odt, first._device)
+    if args[0] is first and out is None:
+        _remember_fast(op, args, compute, odt, res)
     if needs_grad:
         _record(op, args, (result,), None)
     return result
+
+
+# -- fast paths ----------------------------------------------------------------------------------
+# Small same-shape, same-dtype, contiguous operands skip promotion, broadcasting
+# and kernel lookup: ``op.fast`` maps (dtype, ndim) to the compiled entry point,
+# filled by the general path the first time it runs such a call.
+_empty = np.empty
+_SMALL = cpu.PARALLEL_THRESHOLD
+
+
+def binary(op, a, b):
+    """``a <op> b`` for a tensor ``a`` and a tensor or Python scalar ``b``."""
+    da = a._data
+    if b.__class__ is Tensor or isinstance(b, Tensor):
+        db = b._data
+        if a._dtype is b._dtype and da.shape == db.shape and da.size < _SMALL:
+            fast = op.fast.get((a._dtype, da.ndim))
+            if fast is not None and da.flags.c_contiguous and db.flags.c_contiguous and b._device is a._device:
+                res = _empty(da.shape, fast[1])
+                fast[0](da, db, res)
+                t = wrap(res, fast[2], a._device)
+                if _state.grad_enabled and (a._requires_grad or b._requires_grad) and op.differentiable:
+                    _record(op, (a, b), (t,), None)
+                return t
+    elif (b.__class__ is float or b.__class__ is int) and da.size < _SMALL:
+        fast = op.fast_scalar.get((a._dtype, da.ndim, b.__class__))
+        if fast is not None and da.flags.c_contiguous:
+            res = _empty(da.shape, fast[1])
+            fast[0](da, fast[3](b), res)
+            t = wrap(res, fast[2], a._device)
+            if a._requires_grad and _state.grad_enabled and op.differentiable:
+                _record(op, (a, b), (t,), None)
+            return t
+    return elementwise(op, a, b)
+
+
+def unary(op, a):
+    da = a._data
+    if da.size < _SMALL:
+        fast = op.fast.get((a._dtype, da.ndim))
+        if fast is not None and da.flags.c_contiguous:
+            res = _empty(da.shape, fast[1])
+            fast[0](da, res)
+            t = wrap(res, fast[2], a._device)
+            if a._requires_grad and _state.grad_enabled and op.differentiable:
+                _record(op, (a,), (t,), None)
+            return t
+    return elementwise(op, a)
+
+
+def _remember_fast(op, args, compute, odt, res_np):
+    """After a general-path call, register the kernel for the fast path if it qualifies."""
+    if len(args) > 2 or res_np.size >= _SMALL or odt is D.float16 or compute is D.float16:
+        return
+    a = args[0]
+    if not isinstance(a, Tensor) or not a._data.flags.c_contiguous or a._data.shape != res_np.shape:
+        return
+    key_nd = res_np.ndim
+    if len(args) == 1:
+        ep = op.kernels.get(((a._data.dtype,), odt.numpy_dtype, "flat", False, key_nd))
+        if ep is not None:
+            op.fast[(a._dtype, key_nd)] = (ep, odt.numpy_dtype, odt)
+        return
+    b = args[1]
+    if isinstance(b, Tensor):
+        if b._dtype is a._dtype and b._data.shape == res_np.shape and b._data.flags.c_contiguous:
+            ep = op.kernels.get(((a._data.dtype, b._data.dtype), odt.numpy_dtype, "flat", False, key_nd))
+            if ep is not None:
+                op.fast[(a._dtype, key_nd)] = (ep, odt.numpy_dtype, odt)
+    elif b.__class__ in (float, int) and a._dtype is not D.bool_ and (
+            a._dtype.is_floating_point or b.__class__ is int):
+        ep = op.kernels.get(((a._data.dtype, None), odt.numpy_dtype, "flat", False, key_nd))
+        if ep is not None and compute is a._dtype:
+            op.fast_scalar[(a._dtype, key_nd, b.__class__)] = (ep, odt.numpy_dtype, odt, compute.numpy_dtype.type)
 
 
 def _check_inplace(t: Tensor) -> None:
@@ -155,19 +232,41 @@ def _snapshot(t: Tensor) -> Tensor:
 
 def _record(op, inputs, outputs, attrs, in_place=False):
     """Attach an OpNode as ``grad_fn`` of ``outputs``."""
-    needs = tuple(isinstance(x, Tensor) and x._requires_grad for x in inputs)
-    nexts = tuple(edge_of(x) if isinstance(x, Tensor) else None for x in inputs)
-    in_meta = tuple((x._data.shape, x._dtype) if isinstance(x, Tensor) else None for x in inputs)
-    node = OpNode(op, nexts, needs, attrs, in_meta)
-    node.n_outputs = len(outputs)
+    needs = []
+    nexts = []
+    in_meta = []
+    for x in inputs:
+        if x.__class__ is Tensor or isinstance(x, Tensor):
+            rg = x._requires_grad
+            needs.append(rg)
+            if rg:
+                fn = x._grad_fn
+                nexts.append((fn, x._output_nr) if fn is not None else (grad_accumulator(x), 0))
+            else:
+                nexts.append(None)
+            in_meta.append((x._data.shape, x._dtype))
+        else:
+            needs.append(False)
+            nexts.append(None)
+            in_meta.append(None)
+    node = OpNode(op, tuple(nexts), tuple(needs), attrs, tuple(in_meta))
     saves = op.saves
-    saved = []
-    if saves in ("inputs", "both"):
-        for x in inputs:
-            saved.append(SavedTensor(x) if isinstance(x, Tensor) else _Const(x))
-    if saves in ("out", "both"):
-        saved.append(SavedTensor(outputs[0], is_output=not in_place, output_nr=0))
-    node.saved = saved
+    if saves != "none":
+        saved = []
+        if saves == "inputs" or saves == "both":
+            for x in inputs:
+                saved.append(SavedTensor(x) if isinstance(x, Tensor) else _Const(x))
+        if saves == "out" or saves == "both":
+            saved.append(SavedTensor(outputs[0], is_output=not in_place, output_nr=0))
+        node.saved = saved
+    if len(outputs) == 1:
+        o = outputs[0]
+        if o._dtype.is_floating_point:
+            o._grad_fn = node
+            o._requires_grad = True
+            o._output_nr = 0
+        return node
+    node.n_outputs = len(outputs)
     node.out_meta = tuple((o._data.shape, o._dtype) for o in outputs)
     for k, o in enumerate(outputs):
         if o._dtype.is_floating_point:
@@ -196,14 +295,17 @@ def apply(op, inputs, attrs=None, *, view_of=None):
     implementation returns one array or a tuple of arrays.  ``view_of``
     marks the result as a view of that input's storage.
     """
-    attrs = attrs or {}
-    first = next(t for t in inputs if t is not None)
+    if attrs is None:
+        attrs = {}
+    first = inputs[0]
+    if first is None or len(inputs) > 1:
+        first = next(t for t in inputs if t is not None)
+        for t in inputs:
+            if t is not None and t._device is not first._device:
+                raise RuntimeError(
+                    "Expected all tensors to be on the same device, but found at least two devices, "
+                    f"{first._device} and {t._device}!")
     dev = first._device
-    for t in inputs:
-        if t is not None and t._device is not dev:
-            raise RuntimeError(
-                "Expected all tensors to be on the same device, but found at least two devices, "
-                f"{dev} and {t._device}!")
     fn = op.impl.get(dev.type)
     if fn is None:
         raise NotImplementedError(f"{op.name} has no implementation for device '{dev.type}'")
@@ -213,7 +315,7 @@ def apply(op, inputs, attrs=None, *, view_of=None):
     if view_of is not None:
         outs = tuple(wrap_view(a, view_of) for a in arrs)
     else:
-        outs = tuple(wrap(a, D.from_numpy(a.dtype), dev) for a in arrs)
+        outs = tuple(wrap(a, _from_np(a.dtype), dev) for a in arrs)
     if _state.grad_enabled and op.differentiable and any(t is not None and t._requires_grad for t in inputs):
         _record(op, inputs, outs, attrs)
     return outs if multi else outs[0]

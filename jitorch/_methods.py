@@ -5,7 +5,9 @@ binds names, so ``x.exp()``, ``jitorch.exp(x)`` and ``x.exp_()`` share code.
 """
 from __future__ import annotations
 
+from ._dispatch import binary as _bin
 from ._dispatch import elementwise as _ew
+from ._dispatch import unary as _un
 from ._tensor import Tensor
 from .ops import conversion as C
 from .ops import elementwise as E
@@ -20,12 +22,15 @@ def _bind(name, fn):
 
 
 # -- operators (the hot path: no extra Python layers for the common cases) ---------------------------
+_BOOL = __import__("jitorch._dtype", fromlist=["bool_"]).bool_
+
+
 def _scalar_or_tensor(x):
     return x if isinstance(x, (Tensor, int, float, bool)) else P._t(x)
 
 
 def __add__(self, other):
-    return _ew(E.ADD, self, other if isinstance(other, (Tensor, int, float)) else _scalar_or_tensor(other))
+    return _bin(E.ADD, self, other if isinstance(other, (Tensor, int, float)) else _scalar_or_tensor(other))
 
 
 def __radd__(self, other):
@@ -33,8 +38,9 @@ def __radd__(self, other):
 
 
 def __sub__(self, other):
-    P._check_bool_sub(self, other)
-    return _ew(E.SUB, self, _scalar_or_tensor(other))
+    if self._dtype is _BOOL:
+        P._check_bool_sub(self, other)
+    return _bin(E.SUB, self, _scalar_or_tensor(other))
 
 
 def __rsub__(self, other):
@@ -43,7 +49,7 @@ def __rsub__(self, other):
 
 
 def __mul__(self, other):
-    return _ew(E.MUL, self, other if isinstance(other, (Tensor, int, float)) else _scalar_or_tensor(other))
+    return _bin(E.MUL, self, other if isinstance(other, (Tensor, int, float)) else _scalar_or_tensor(other))
 
 
 def __rmul__(self, other):
@@ -51,7 +57,7 @@ def __rmul__(self, other):
 
 
 def __truediv__(self, other):
-    return _ew(E.DIV, self, _scalar_or_tensor(other))
+    return _bin(E.DIV, self, _scalar_or_tensor(other))
 
 
 def __rtruediv__(self, other):
@@ -117,7 +123,7 @@ for _name, _fn in list(globals().items()):
 
 
 def _cmp(op):
-    return lambda self, other: _ew(op, self, _scalar_or_tensor(other))
+    return lambda self, other: _bin(op, self, _scalar_or_tensor(other))
 
 
 for _name, _op in (("__eq__", E.EQ), ("__ne__", E.NE), ("__lt__", E.LT), ("__le__", E.LE), ("__gt__", E.GT),

@@ -13,6 +13,7 @@ import weakref
 from . import grad_mode
 
 _sequence = itertools.count()
+_METADATA: dict = {}
 
 
 class RemovableHandle:
@@ -82,7 +83,7 @@ class Node:
     """A function in the backward graph (``tensor.grad_fn``)."""
 
     __slots__ = ("next_functions", "_pre_hooks", "_hooks", "_tensor_pre_hooks", "_retain", "seq",
-                 "metadata", "__weakref__")
+                 "__weakref__")
 
     def __init__(self, next_functions=()):
         self.next_functions = next_functions
@@ -91,7 +92,13 @@ class Node:
         self._tensor_pre_hooks = None  # output_nr -> {id: fn}, from Tensor.register_hook
         self._retain = None  # output_nr -> weakref of tensor whose .grad to keep
         self.seq = next(_sequence)
-        self.metadata = {}
+
+    @property
+    def metadata(self) -> dict:
+        md = self.__dict__.get("metadata") if hasattr(self, "__dict__") else None
+        if md is None:
+            md = _METADATA.setdefault(id(self), {})
+        return md
 
     def name(self) -> str:
         return type(self).__name__
@@ -139,7 +146,12 @@ class OpNode(Node):
     __slots__ = ("op", "attrs", "saved", "in_meta", "needs_input_grad", "n_outputs", "out_meta")
 
     def __init__(self, op, next_functions, needs_input_grad, attrs, in_meta):
-        super().__init__(next_functions)
+        self.next_functions = next_functions
+        self._pre_hooks = None
+        self._hooks = None
+        self._tensor_pre_hooks = None
+        self._retain = None
+        self.seq = next(_sequence)
         self.op = op
         self.attrs = attrs
         self.needs_input_grad = needs_input_grad

@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import _dtype as D
 from .._dispatch import elementwise as _ew
+from .._dispatch import unary as _un
 from .._tensor import Tensor
 from . import elementwise as E
 
@@ -126,6 +127,8 @@ negative = neg
 
 def _unary(op):
     def fn(input, *, out=None):
+        if out is None and input.__class__ is Tensor:
+            return _un(op, input)
         _need_tensor(op.name, input)
         return _ew(op, input, out=out)
     fn.__name__ = op.name

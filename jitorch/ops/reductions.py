@@ -5,6 +5,8 @@ its input; see ``runtime.codegen_cpu.render_reduce``.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _dtype as D
@@ -28,10 +30,13 @@ _INT_MINMAX = {
 }
 
 
+_ALL_DIMS = [tuple(range(n)) for n in range(65)]
+
+
 def normalize_dims(dim, ndim):
     """``dim`` (None, int, or sequence) as a sorted tuple of distinct non-negative dims."""
     if dim is None:
-        return tuple(range(ndim))
+        return _ALL_DIMS[ndim]
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
     if len(dims) == 0:
         return tuple(range(ndim))
@@ -47,26 +52,27 @@ def _to_3d(x: np.ndarray, dims):
     """A (outer, k, inner) array whose axis 1 covers ``dims``; copies only if needed."""
     shp = x.shape
     nd = len(shp)
-    if dims and dims == tuple(range(dims[0], dims[-1] + 1)) and x.flags.c_contiguous:
-        o = int(np.prod(shp[:dims[0]], dtype=np.int64))
-        k = int(np.prod(shp[dims[0]:dims[-1] + 1], dtype=np.int64))
-        i = int(np.prod(shp[dims[-1] + 1:], dtype=np.int64))
-        return x.reshape(o, k, i)
+    if dims and dims[-1] - dims[0] == len(dims) - 1 and x.flags.c_contiguous:
+        return x.reshape(math.prod(shp[:dims[0]]), math.prod(shp[dims[0]:dims[-1] + 1]),
+                         math.prod(shp[dims[-1] + 1:]))
     keep = [d for d in range(nd) if d not in dims]
     y = np.ascontiguousarray(x.transpose(keep + list(dims)))
-    o = int(np.prod([shp[d] for d in keep], dtype=np.int64))
-    k = int(np.prod([shp[d] for d in dims], dtype=np.int64))
-    return y.reshape(o, k, 1)
+    return y.reshape(math.prod([shp[d] for d in keep]), math.prod([shp[d] for d in dims]), 1)
+
+
+_BOOL_NP = np.dtype(bool)
+_F64_NP = np.dtype(np.float64)
+_I64_NP = np.dtype(np.int64)
+_F32_NP = np.dtype(np.float32)
 
 
 def _acc_dtype(kind, dt):
-    if kind in ("all", "any"):
-        return np.dtype(bool)
-    if kind in ("sum", "prod"):
-        if dt.is_floating_point:
-            return np.dtype(np.float64)  # float32 sums accumulate in float64: accurate and still vectorized
-        return np.dtype(np.int64) if dt is not D.bool_ else np.dtype(np.int64)
-    return np.dtype(np.float32) if dt is D.float16 else dt.numpy_dtype
+    if kind == "all" or kind == "any":
+        return _BOOL_NP
+    if kind == "sum" or kind == "prod":
+        # float32 sums accumulate in float64: accurate, and still vectorized
+        return _F64_NP if dt.is_floating_point else _I64_NP
+    return _F32_NP if dt is D.float16 else dt.numpy_dtype
 
 
 def _out_shape(shp, dims, keepdim):
@@ -77,9 +83,9 @@ def _out_shape(shp, dims, keepdim):
 
 def _reduce_impl(kind):
     def run(x, dims, keepdim, out_dtype):
-        out_np = np.dtype(out_dtype)
-        src = x.astype(np.float32) if x.dtype == np.float16 else x
+        out_np = out_dtype
         dt = D.from_numpy(x.dtype)
+        src = x.astype(np.float32) if dt is D.float16 else x
         shape = _out_shape(x.shape, dims, keepdim)
         if x.ndim == 0:
             src = src.reshape(1, 1, 1)
@@ -94,7 +100,7 @@ def _reduce_impl(kind):
             s = _INT_MINMAX[kind]
             spec = (s[0].format(lo=lo, hi=hi),) + s[1:]
         acc = _acc_dtype(kind, dt)
-        kern_out = np.dtype(np.float32) if out_np == np.float16 else out_np
+        kern_out = _F32_NP if out_np == np.float16 else out_np
         res = cpu.run_reduce(kind, spec, src, acc, kern_out)
         if res.dtype != out_np:
             res = res.astype(out_np)
@@ -179,6 +185,8 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
     dt = input.dtype
     odt = D.int64 if not dt.is_floating_point else dt
     return _reduce(SUM, input, dim, keepdim, odt.numpy_dtype)
+
+
 
 
 def prod(input, dim=None, keepdim=False, *, dtype=None):

@@ -65,6 +65,8 @@ class Op:
         self.differentiable = differentiable and vjp is not None
         self.node_name = node_name or (_camel(name) + "Backward0")
         self.kernels = {}  # per-device kernel caches filled by the runtime
+        self.fast = {}  # (dtype, ndim) -> (entry point, out np dtype, out dtype): eager fast path
+        self.fast_scalar = {}  # (dtype, ndim, python scalar type) -> (..., scalar converter)
 
     def __repr__(self) -> str:
         return f"Op({self.name})"

@@ -115,7 +115,7 @@ _REDUCERS = {}
 
 def run_reduce(kind: str, spec, x: np.ndarray, acc_dt, out_dt) -> np.ndarray:
     """Reduce axis 1 of a 3-D (outer, k, inner) array with the named reducer."""
-    key = (kind, x.dtype, np.dtype(acc_dt), np.dtype(out_dt), x.flags.c_contiguous)
+    key = (kind, x.dtype, acc_dt, out_dt, x.flags.c_contiguous)
     ep = _REDUCERS.get(key)
     out = np.empty((x.shape[0], x.shape[2]), dtype=out_dt)
     if ep is None:

@@ -1,0 +1,1 @@
+"""Benchmark harness for jitorch (see bench/README.md)."""

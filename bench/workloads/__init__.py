@@ -1,0 +1,1 @@
+"""Workload modules; each registers its workloads with bench.harness.REGISTRY on import."""
