@@ -81,3 +81,8 @@ def __getattr__(name):
         from . import serialization
         return getattr(serialization, name)
     raise AttributeError(f"module 'jitorch' has no attribute '{name}'")
+
+
+from .runtime.kernel_cache import warm_up as _warm_up  # noqa: E402
+
+_warm_up()

@@ -114,3 +114,14 @@ def entry_point(dispatcher, args):
     """
     sig = tuple(dispatcher.typeof_pyval(a) for a in args)
     return dispatcher.overloads[sig].entry_point
+
+
+def warm_up() -> None:
+    """Load Numba's CPU target once, at import.
+
+    The first kernel call in a process otherwise pays ~0.5 s while Numba
+    loads its lowering registries (even for a kernel already cached on disk).
+    Paying it inside ``import jitorch`` keeps the first op call fast.
+    """
+    from numba.core.registry import cpu_target
+    cpu_target.target_context.refresh()
