@@ -158,7 +158,10 @@ def binary(op, a, b):
                 fast[0](da, db, res)
                 t = wrap(res, fast[2], a._device)
                 if _state.grad_enabled and (a._requires_grad or b._requires_grad) and op.differentiable:
-                    _record(op, (a, b), (t,), None)
+                    if a._requires_grad:
+                        _record_small(op, a, b, t)
+                    else:
+                        _record(op, (a, b), (t,), None)
                 return t
     elif (b.__class__ is float or b.__class__ is int) and da.size < _SMALL:
         fast = op.fast_scalar.get((a._dtype, da.ndim, b.__class__))
@@ -167,7 +170,7 @@ def binary(op, a, b):
             fast[0](da, fast[3](b), res)
             t = wrap(res, fast[2], a._device)
             if a._requires_grad and _state.grad_enabled and op.differentiable:
-                _record(op, (a, b), (t,), None)
+                _record_small(op, a, b, t)
             return t
     return elementwise(op, a, b)
 
@@ -181,7 +184,7 @@ def unary(op, a):
             fast[0](da, res)
             t = wrap(res, fast[2], a._device)
             if a._requires_grad and _state.grad_enabled and op.differentiable:
-                _record(op, (a,), (t,), None)
+                _record_small(op, a, _NO_OPERAND, t)
             return t
     return elementwise(op, a)
 
@@ -228,6 +231,43 @@ def _snapshot(t: Tensor) -> Tensor:
     old._grad_fn = t._grad_fn
     old._output_nr = t._output_nr
     return old
+
+
+def _edge(x):
+    fn = x._grad_fn
+    return (fn, x._output_nr) if fn is not None else (grad_accumulator(x), 0)
+
+
+def _record_small(op, a, b, out):
+    """``_record`` for the fast path: one output, operands ``a`` (tensor) and ``b`` (tensor, scalar or absent)."""
+    ra = a._requires_grad
+    ea = _edge(a) if ra else None
+    if b is _NO_OPERAND:
+        node = OpNode(op, (ea,), (ra,), None, ((a._data.shape, a._dtype),))
+    elif b.__class__ is Tensor or isinstance(b, Tensor):
+        rb = b._requires_grad
+        node = OpNode(op, (ea, _edge(b) if rb else None), (ra, rb), None,
+                      ((a._data.shape, a._dtype), (b._data.shape, b._dtype)))
+    else:
+        node = OpNode(op, (ea, None), (ra, False), None, ((a._data.shape, a._dtype), None))
+    saves = op.saves
+    if saves != "none":
+        saved = ()
+        if saves != "out":
+            if b is _NO_OPERAND:
+                saved = (SavedTensor(a),)
+            else:
+                saved = (SavedTensor(a), SavedTensor(b) if isinstance(b, Tensor) else _Const(b))
+        if saves != "inputs":
+            saved = saved + (SavedTensor(out, True),)
+        node.saved = saved
+    if out._dtype.is_floating_point:
+        out._grad_fn = node
+        out._requires_grad = True
+    return node
+
+
+_NO_OPERAND = object()
 
 
 def _record(op, inputs, outputs, attrs, in_place=False):

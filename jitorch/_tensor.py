@@ -245,11 +245,7 @@ class Tensor:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         if self._grad_fn is None or self._retains_grad:
             return
-        import weakref
-        fn = self._grad_fn
-        if fn._retain is None:
-            fn._retain = {}
-        fn._retain[self._output_nr] = weakref.ref(self)
+        self._grad_fn._retain_output(self._output_nr, self)
         self._retains_grad = True
 
     def register_hook(self, hook):

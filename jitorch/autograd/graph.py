@@ -82,23 +82,39 @@ class SavedTensor:
 class Node:
     """A function in the backward graph (``tensor.grad_fn``)."""
 
-    __slots__ = ("next_functions", "_pre_hooks", "_hooks", "_tensor_pre_hooks", "_retain", "seq",
-                 "__weakref__")
+    # hooks are rare: they live in one lazily created dict (``_ext``) so that
+    # creating a node on the eager hot path sets as few attributes as possible
+    __slots__ = ("next_functions", "_ext", "seq", "__weakref__")
 
     def __init__(self, next_functions=()):
         self.next_functions = next_functions
-        self._pre_hooks = None
-        self._hooks = None
-        self._tensor_pre_hooks = None  # output_nr -> {id: fn}, from Tensor.register_hook
-        self._retain = None  # output_nr -> weakref of tensor whose .grad to keep
+        self._ext = None
         self.seq = next(_sequence)
+
+    def _extras(self) -> dict:
+        if self._ext is None:
+            self._ext = {"pre_hooks": None, "hooks": None, "tensor_pre_hooks": None, "retain": None}
+        return self._ext
+
+    @property
+    def _pre_hooks(self):
+        return self._ext["pre_hooks"] if self._ext else None
+
+    @property
+    def _hooks(self):
+        return self._ext["hooks"] if self._ext else None
+
+    @property
+    def _tensor_pre_hooks(self):
+        return self._ext["tensor_pre_hooks"] if self._ext else None
+
+    @property
+    def _retain(self):
+        return self._ext["retain"] if self._ext else None
 
     @property
     def metadata(self) -> dict:
-        md = self.__dict__.get("metadata") if hasattr(self, "__dict__") else None
-        if md is None:
-            md = _METADATA.setdefault(id(self), {})
-        return md
+        return _METADATA.setdefault(id(self), {})
 
     def name(self) -> str:
         return type(self).__name__
@@ -117,27 +133,36 @@ class Node:
 
     def register_hook(self, fn):
         """``fn(grad_inputs, grad_outputs)`` runs after this node; may return new grad_inputs."""
-        if self._hooks is None:
-            self._hooks = {}
-        h = RemovableHandle(self._hooks)
-        self._hooks[h.id] = fn
+        ext = self._extras()
+        if ext["hooks"] is None:
+            ext["hooks"] = {}
+        h = RemovableHandle(ext["hooks"])
+        ext["hooks"][h.id] = fn
         return h
 
     def register_prehook(self, fn):
         """``fn(grad_outputs)`` runs before this node; may return new grad_outputs."""
-        if self._pre_hooks is None:
-            self._pre_hooks = {}
-        h = RemovableHandle(self._pre_hooks)
-        self._pre_hooks[h.id] = fn
+        ext = self._extras()
+        if ext["pre_hooks"] is None:
+            ext["pre_hooks"] = {}
+        h = RemovableHandle(ext["pre_hooks"])
+        ext["pre_hooks"][h.id] = fn
         return h
 
     def _add_tensor_hook(self, output_nr: int, fn):
-        if self._tensor_pre_hooks is None:
-            self._tensor_pre_hooks = {}
-        hooks = self._tensor_pre_hooks.setdefault(output_nr, {})
+        ext = self._extras()
+        if ext["tensor_pre_hooks"] is None:
+            ext["tensor_pre_hooks"] = {}
+        hooks = ext["tensor_pre_hooks"].setdefault(output_nr, {})
         h = RemovableHandle(hooks)
         hooks[h.id] = fn
         return h
+
+    def _retain_output(self, output_nr: int, tensor) -> None:
+        ext = self._extras()
+        if ext["retain"] is None:
+            ext["retain"] = {}
+        ext["retain"][output_nr] = weakref.ref(tensor)
 
 
 class OpNode(Node):
@@ -147,10 +172,7 @@ class OpNode(Node):
 
     def __init__(self, op, next_functions, needs_input_grad, attrs, in_meta):
         self.next_functions = next_functions
-        self._pre_hooks = None
-        self._hooks = None
-        self._tensor_pre_hooks = None
-        self._retain = None
+        self._ext = None
         self.seq = next(_sequence)
         self.op = op
         self.attrs = attrs
