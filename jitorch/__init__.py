@@ -77,6 +77,9 @@ def __getattr__(name):
     if name in ("nn", "optim", "utils", "vision", "compiler", "jit", "onnx", "distributed", "hub", "cuda",
                 "testing", "linalg", "special", "fft"):
         return importlib.import_module(f"jitorch.{name}")
+    if name == "compile":
+        from .compiler import compile
+        return compile
     if name in ("save", "load"):
         from . import serialization
         return getattr(serialization, name)

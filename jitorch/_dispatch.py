@@ -15,6 +15,17 @@ from .autograd.graph import OpNode, SavedTensor, grad_accumulator
 from .runtime import cpu
 
 _state = grad_mode._state
+# the compiler's graph recorder while a function is being captured (see compiler/trace.py)
+_tracer = None
+
+
+def set_tracer(tracer):
+    """Install (or, with None, remove) the recorder that sees every op; returns the previous one."""
+    global _tracer
+    from . import _tensor
+    prev, _tracer = _tracer, tracer
+    _tensor._tracer = tracer
+    return prev
 _result_type = D.result_type
 _float = D.float32
 _from_np = D.from_numpy
@@ -120,6 +131,8 @@ def elementwise(op, *args, out=None, inplace=None, dtype=None):
             # the op reads the old value: keep it as a distinct tensor for backward
             old = _snapshot(inplace)
             args = tuple(old if a is inplace else a for a in args)
+        if _tracer is not None:
+            _tracer.on_elementwise(op, args, inplace, compute, mutates=inplace)
         cpu.run_elementwise(op, operands, compute, odt.numpy_dtype, shape, out=inplace._data)
         inplace._version[0] += 1
         if needs_grad:
@@ -129,10 +142,14 @@ def elementwise(op, *args, out=None, inplace=None, dtype=None):
                               out=out._data if out is not None else None)
     if out is not None:
         out._version[0] += 1
+        if _tracer is not None:
+            _tracer.on_elementwise(op, args, out, compute, mutates=out)
         return out
     result = wrap(res, odt, first._device)
     if args[0] is first and out is None:
         _remember_fast(op, args, compute, odt, res)
+    if _tracer is not None:  # before _record: saved-output aliases must find the traced value
+        _tracer.on_elementwise(op, args, result, compute)
     if needs_grad:
         _record(op, args, (result,), None)
     return result
@@ -148,6 +165,8 @@ _SMALL = cpu.PARALLEL_THRESHOLD
 
 def binary(op, a, b):
     """``a <op> b`` for a tensor ``a`` and a tensor or Python scalar ``b``."""
+    if _tracer is not None:
+        return elementwise(op, a, b)
     da = a._data
     if b.__class__ is Tensor or isinstance(b, Tensor):
         db = b._data
@@ -176,6 +195,8 @@ def binary(op, a, b):
 
 
 def unary(op, a):
+    if _tracer is not None:
+        return elementwise(op, a)
     da = a._data
     if da.size < _SMALL:
         fast = op.fast.get((a._dtype, da.ndim))
@@ -356,6 +377,8 @@ def apply(op, inputs, attrs=None, *, view_of=None):
         outs = tuple(wrap_view(a, view_of) for a in arrs)
     else:
         outs = tuple(wrap(a, _from_np(a.dtype), dev) for a in arrs)
+    if _tracer is not None:
+        _tracer.on_apply(op, inputs, attrs, outs, view_of)
     if _state.grad_enabled and op.differentiable and any(t is not None and t._requires_grad for t in inputs):
         _record(op, inputs, outs, attrs)
     return outs if multi else outs[0]

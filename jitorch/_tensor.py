@@ -325,6 +325,8 @@ class Tensor:
         """The NumPy array sharing this tensor's memory (CPU only)."""
         if self._requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        if _tracer is not None:
+            _tracer.on_concrete(self, "numpy")
         if self._device.type != "cpu":
             raise TypeError(f"can't convert {self._device.type}:{self._device.index} device type tensor to numpy. "
                             "Use Tensor.cpu() to copy the tensor to host memory first.")
@@ -336,11 +338,15 @@ class Tensor:
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
+        if _tracer is not None:
+            _tracer.on_concrete(self, "item")
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
         return self._data.reshape(()).item()
 
     def tolist(self):
+        if _tracer is not None:
+            _tracer.on_concrete(self, "tolist")
         return self._data.tolist()
 
     def __len__(self) -> int:
@@ -354,6 +360,8 @@ class Tensor:
         return iter(self.unbind(0))
 
     def __bool__(self) -> bool:
+        if _tracer is not None:
+            _tracer.on_concrete(self, "bool")
         if self._data.size != 1:
             raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
         return bool(self._data.reshape(()))
@@ -458,7 +466,12 @@ def _alias(src: Tensor) -> Tensor:
     t = wrap(src._data, src._dtype, src._device)
     t._version = src._version
     t._base = src._base
+    if _tracer is not None:
+        _tracer.on_alias(src, t)
     return t
+
+
+_tracer = None  # set with jitorch._dispatch.set_tracer
 
 
 def _wrap_dim(dim: int, ndim: int) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _dispatch
 from .. import _dtype as D
 from .._dispatch import _check_inplace, _record, _state, elementwise
 from .._tensor import Tensor, wrap
@@ -17,6 +18,8 @@ CLONE = ew("clone", 1, "{0}", lambda c, g: (g,), saves="none")
 def _cast(x: Tensor, dt: D.dtype) -> Tensor:
     out = cpu.run_elementwise(TO_COPY, [x._data], x.dtype, dt.numpy_dtype, x._data.shape)
     t = wrap(out, dt, x.device)
+    if _dispatch._tracer is not None:
+        _dispatch._tracer.on_elementwise(TO_COPY, (x,), t, x.dtype)
     if _state.grad_enabled and x._requires_grad and dt.is_floating_point:
         _record(TO_COPY, (x,), (t,), None)
     return t
@@ -83,6 +86,8 @@ def copy_(self: Tensor, src, non_blocking: bool = False) -> Tensor:
     needs = _state.grad_enabled and (src._requires_grad or self._requires_grad)
     if needs:
         _check_inplace(self)
+    if _dispatch._tracer is not None:
+        _dispatch._tracer.on_copy(self, src)
     cpu.run_elementwise(TO_COPY, [src._data], src.dtype, self._dtype.numpy_dtype, self._data.shape,
                         out=self._data)
     self._version[0] += 1
@@ -105,6 +110,8 @@ def fill_(self: Tensor, value) -> Tensor:
         _check_inplace(self)
     from .creation import full
     src = full((), value, dtype=self._dtype)
+    if _dispatch._tracer is not None:
+        _dispatch._tracer.on_copy(self, src)
     cpu.run_elementwise(TO_COPY, [src._data], src.dtype, self._dtype.numpy_dtype, self._data.shape,
                         out=self._data)
     self._version[0] += 1

@@ -97,6 +97,8 @@ def run_elementwise(op, operands, compute, out_dt, shape, out=None):
                   for a in arrays]
     out_np = target.dtype
     key = (tuple(in_dts), out_np, mode, parallel, target.ndim)
+    if mode == "nd":  # strided operands: the entry point depends on each array's layout
+        key = key + kernel_cache.layout_key(arrays) + kernel_cache.layout_key((target,))
     ep = op.kernels.get(key)
     args = (*arrays, target)
     if ep is None:

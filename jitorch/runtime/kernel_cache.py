@@ -107,6 +107,22 @@ def first_call(dispatcher, args):
         return dispatcher(*args)
 
 
+def layout_key(args) -> tuple:
+    """The parts of the arguments' Numba types that a dtype/ndim key misses.
+
+    An entry point compiled for C-contiguous arrays ignores strides, so a
+    strided array must never reach it: callers key entry points by this.
+    """
+    key = []
+    for a in args:
+        flags = getattr(a, "flags", None)
+        if flags is None:
+            key.append(type(a))
+        else:
+            key.append(1 if flags.c_contiguous else (2 if flags.f_contiguous else 3))
+    return tuple(key)
+
+
 def entry_point(dispatcher, args):
     """The compiled overload for these arguments, callable without type dispatch.
 

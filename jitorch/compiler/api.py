@@ -1,0 +1,420 @@
+"""``jitorch.compile``: capture, optimize, generate kernels, guard, run.
+
+A call of a compiled function
+1. computes its guard key: every tensor input's (shape, dtype, requires_grad),
+   grad mode, the ``training`` flag and simple attributes of every submodule,
+   the simple globals the function reads, and non-tensor arguments;
+2. runs the cached entry for that key, or traces a new one (running the
+   function eagerly once while recording a graph), compiles it, and runs it;
+3. when inputs require grad, the entry holds a second graph for the
+   backward (the derivative rules of the traced ops, traced the same way),
+   so ``loss.backward()`` runs compiled kernels as well.
+Functions whose capture met a graph break (a concrete value read by Python)
+run eagerly, and ``explain()`` says where and why.
+"""
+from __future__ import annotations
+
+import functools
+import types
+import warnings
+
+from .. import _dispatch
+from .._tensor import Tensor, wrap
+from ..autograd import grad_mode
+from . import logs
+from .executor import Executor
+from .passes import run_pipeline
+from .trace import Tracer, tracing
+
+RECOMPILE_LIMIT = 8
+_ALL_COMPILED: list = []
+
+
+def _simple(v) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str))
+
+
+def _flatten(obj, leaves):
+    """Flatten nested tuples/lists/dicts into leaves; returns a rebuild spec."""
+    if isinstance(obj, Tensor):
+        leaves.append(obj)
+        return ("T",)
+    if isinstance(obj, (tuple, list)):
+        return (type(obj), [_flatten(o, leaves) for o in obj])
+    if isinstance(obj, dict):
+        return (dict, [(k, _flatten(v, leaves)) for k, v in obj.items()])
+    return ("C", obj)
+
+
+def _rebuild(spec, it):
+    tag = spec[0]
+    if tag == "T":
+        return next(it)
+    if tag == "C":
+        return spec[1]
+    if tag is dict:
+        return {k: _rebuild(s, it) for k, s in spec[1]}
+    items = [_rebuild(s, it) for s in spec[1]]
+    return tag(items) if tag is list else (tuple(items) if tag is tuple else tag(*items))
+
+
+def _spec_key(spec):
+    tag = spec[0]
+    if tag == "T":
+        return "T"
+    if tag == "C":
+        v = spec[1]
+        return ("C", v if _simple(v) else id(v))
+    if tag is dict:
+        return ("D", tuple((k, _spec_key(s)) for k, s in spec[1]))
+    return (tag.__name__, tuple(_spec_key(s) for s in spec[1]))
+
+
+class _Entry:
+    def __init__(self):
+        self.forward: Executor | None = None
+        self.backward: Executor | None = None
+        self.breaks = []
+        self.out_spec = None
+        self.n_user_outputs = 0
+        self.diff_input_idx: list[int] = []
+        self.out_requires_grad: list[bool] = []
+        self.graph_str = ""
+        self.backward_graph_str = ""
+        self.guard_desc = {}
+        self.first_result = None
+
+
+class CompiledFunction:
+    """The callable returned by ``jitorch.compile(fn)``."""
+
+    def __init__(self, fn, module=None, *, fullgraph=False, dynamic=None, mode=None, backend="jitorch",
+                 check=False):
+        if backend not in ("jitorch", "eager"):
+            raise ValueError(f"unknown backend {backend!r}: use 'jitorch' or 'eager'")
+        self.fn = fn
+        self.module = module
+        self.fullgraph = fullgraph
+        self.backend = backend
+        self.check = check
+        self.entries: dict = {}
+        self.recompiles: list[str] = []
+        self._warned_limit = False
+        self._fallback = False
+        functools.update_wrapper(self, fn)
+        _ALL_COMPILED.append(self)
+
+    # -- guards --------------------------------------------------------------------------------------
+    def _module_state(self):
+        m = self.module
+        if m is None:
+            return (), ()
+        tensors = []
+        names = []
+        state = []
+        for mname, sub in m.named_modules():
+            state.append((mname, sub.training, tuple(sorted(
+                (k, v) for k, v in sub.__dict__.items() if _simple(v) and not k.startswith("_")))))
+            for pname, p in list(sub._parameters.items()) + list(sub._buffers.items()):
+                if p is not None:
+                    tensors.append(p)
+                    names.append(f"{mname + '.' if mname else ''}{pname}")
+        return tensors, (tuple(state), tuple(names))
+
+    def _globals_state(self):
+        fn = self.fn
+        code = getattr(fn, "__code__", None)
+        if code is None:
+            fwd = getattr(type(self.module), "forward", None) if self.module is not None else None
+            code = getattr(fwd, "__code__", None)
+            glb = getattr(fwd, "__globals__", {})
+        else:
+            glb = fn.__globals__
+        if code is None:
+            return ()
+        return tuple((n, glb[n]) for n in code.co_names if n in glb and _simple(glb[n]))
+
+    def _key(self, leaves, spec, mod_state):
+        tensor_part = tuple((tuple(t.shape), t.dtype, t._requires_grad) for t in leaves)
+        return (tensor_part, _spec_key(spec), grad_mode.is_grad_enabled(), mod_state, self._globals_state())
+
+    # -- calling -------------------------------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        if self._fallback:
+            return self.fn(*args, **kwargs)
+        leaves = []
+        spec = _flatten((args, kwargs), leaves)
+        mod_tensors, mod_state = self._module_state()
+        inputs = leaves + list(mod_tensors)
+        key = self._key(inputs, spec, mod_state)
+        entry = self.entries.get(key)
+        if entry is None:
+            if len(self.entries) >= RECOMPILE_LIMIT:
+                self._hit_limit(key)
+                return self.fn(*args, **kwargs)
+            self._log_recompile(key)
+            entry = self._capture(args, kwargs, inputs, len(leaves), key)
+            self.entries[key] = entry
+            # the capture ran the function eagerly: running the graph again would repeat
+            # its side effects (in-place updates, random draws), so return that result
+            out, entry.first_result = entry.first_result, None
+            return out
+        if entry.breaks or self.backend == "eager":
+            return self.fn(*args, **kwargs)
+        return self._run(entry, inputs)
+
+    def _hit_limit(self, key):
+        if not self._warned_limit:
+            self._warned_limit = True
+            table = "\n".join(self.recompiles[-RECOMPILE_LIMIT:])
+            warnings.warn(f"jitorch.compile: {getattr(self.fn, '__qualname__', self.fn)} hit the recompile limit "
+                          f"({RECOMPILE_LIMIT}); running eagerly from now on. Guards that kept failing:\n{table}",
+                          RuntimeWarning, stacklevel=3)
+
+    def _log_recompile(self, key):
+        if not self.entries:
+            return
+        prev = next(reversed(self.entries))
+        reasons = _diff_keys(prev, key)
+        line = f"recompiling {getattr(self.fn, '__qualname__', self.fn)}: {'; '.join(reasons) or 'new guard set'}"
+        self.recompiles.append(line)
+        logs.emit("recompiles", line)
+
+    # -- capture and compile -------------------------------------------------------------------------
+    def _capture(self, args, kwargs, inputs, n_args, key) -> _Entry:
+        entry = _Entry()
+        tracer = Tracer()
+        names = self._module_state()[1][1] if self.module is not None else ()
+        for k, t in enumerate(inputs):
+            tracer.bind_input(t, name=None if k < n_args else names[k - n_args])
+        with tracing(tracer):
+            out = self.fn(*args, **kwargs)
+        leaves = []
+        entry.out_spec = _flatten(out, leaves)
+        entry.breaks = tracer.breaks
+        entry.first_result = out  # the capture call's eager result is this call's answer
+        if entry.breaks:
+            for b in entry.breaks:
+                logs.emit("breaks", str(b))
+            if self.fullgraph:
+                b = entry.breaks[0]
+                raise RuntimeError(f"jitorch.compile(fullgraph=True): graph break at {b.where}: {b.category}: "
+                                   f"{b.reason}. Hint: {b.hint}")
+            return entry
+        entry.n_user_outputs = len(leaves)
+        diff_in = [k for k, t in enumerate(inputs) if t._requires_grad] if grad_mode.is_grad_enabled() else []
+        diff_out = [o for o in leaves if o._requires_grad]
+        graph = tracer.finish(leaves)
+        bwd_graph = None
+        if diff_in and diff_out:
+            bwd_graph, saved_values = self._capture_backward(tracer, leaves, [inputs[k] for k in diff_in])
+            entry.diff_input_idx = diff_in
+            entry.out_requires_grad = [o._requires_grad for o in leaves]
+            graph.outputs = graph.outputs + saved_values
+        logs.emit("graph", f"captured {getattr(self.fn, '__qualname__', self.fn)}:\n{graph}")
+        graph = run_pipeline(graph)
+        entry.graph_str = str(graph)
+        entry.forward = Executor(graph)
+        _log_fusion(entry.forward)
+        if bwd_graph is not None:
+            bwd_graph = run_pipeline(bwd_graph)
+            entry.backward_graph_str = str(bwd_graph)
+            entry.backward = Executor(bwd_graph)
+            _log_fusion(entry.backward)
+        return entry
+
+    def _capture_backward(self, fwd_tracer, outputs, diff_inputs):
+        """Trace the derivative rules: a graph from (grad outputs, saved forward values) to input grads."""
+        from .. import autograd, ones_like
+        bt = _BackwardTracer(fwd_tracer)
+        diff_out = [o for o in outputs if o._requires_grad]
+        gouts = [ones_like(o) for o in diff_out]
+        for g in gouts:
+            bt.bind_input(g, name="grad_out")
+        with tracing(bt):
+            grads = autograd.grad(diff_out, diff_inputs, gouts, retain_graph=True, allow_unused=True)
+        present = [g for g in grads if g is not None]
+        bwd = bt.finish(present)
+        bt.grad_present = [g is not None for g in grads]
+        bwd.grad_present = bt.grad_present
+        return bwd, bt.saved_from_forward
+
+    # -- running -------------------------------------------------------------------------------------
+    def _run(self, entry: _Entry, inputs):
+        arrays = [t._data for t in inputs]
+        if entry.backward is not None and grad_mode.is_grad_enabled():
+            outs = _CompiledAutograd.apply_entry(entry, inputs)
+        else:
+            res = entry.forward(arrays)
+            outs = [wrap(a, _dt(a), inputs[0].device if inputs else None)
+                    for a in res[:entry.n_user_outputs]]
+        return _rebuild(entry.out_spec, iter(outs))
+
+
+def _dt(a):
+    from .._dtype import from_numpy
+    return from_numpy(a.dtype)
+
+
+class _BackwardTracer(Tracer):
+    """Records the backward; forward tensors it reads become inputs (saved values)."""
+
+    def __init__(self, fwd: Tracer):
+        super().__init__()
+        self.fwd = fwd
+        self.saved_from_forward = []
+        self.grad_present = []
+
+    def value_of(self, t):
+        entry = self._values.get(id(t))
+        if entry is not None and entry[1] is t:
+            return entry[0]
+        fentry = self.fwd._values.get(id(t))
+        if fentry is not None and fentry[1] is t:
+            v = self.graph.add_input(t.shape, t.dtype, t.device, name="saved")
+            self._values[id(t)] = (v, t)
+            self.saved_from_forward.append(fentry[0])
+            return v
+        return super().value_of(t)
+
+    def on_alias(self, src, alias):
+        super().on_alias(src, alias)
+        fentry = self.fwd._values.get(id(src))
+        if fentry is not None and fentry[1] is src and id(alias) not in self._values:
+            self.fwd._values[id(alias)] = (fentry[0], alias)
+
+
+class _CompiledAutograd:
+    """Runs an entry's forward graph as one autograd node whose backward is the compiled backward graph."""
+
+    @staticmethod
+    def apply_entry(entry: _Entry, inputs):
+        from ..autograd.function import Function
+
+        class CompiledGraphFunction(Function):
+            @staticmethod
+            def forward(ctx, *ins):
+                res = entry.forward([t._data for t in ins])
+                n = entry.n_user_outputs
+                ctx.saved_arrays = res[n:]
+                dev = ins[0].device
+                return tuple(wrap(a, _dt(a), dev) for a in res[:n])
+
+            @staticmethod
+            def backward(ctx, *grads):
+                diff_grads = [g for g, req in zip(grads, entry.out_requires_grad) if req]
+                res = entry.backward([g._data for g in diff_grads] + list(ctx.saved_arrays))
+                it = iter(res)
+                out = [None] * len(inputs)
+                for k, present in zip(entry.diff_input_idx, entry.backward.graph.grad_present):
+                    if present:
+                        a = next(it)
+                        out[k] = wrap(a, _dt(a))
+                return tuple(out)
+
+        outs = CompiledGraphFunction.apply(*inputs)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        for o, req in zip(outs, entry.out_requires_grad):
+            if not req:
+                o._requires_grad = False
+                o._grad_fn = None
+        return list(outs)
+
+
+def _log_fusion(ex: Executor):
+    if logs.enabled("fusion"):
+        for s in ex.steps:
+            if s.kind == "fused":
+                logs.emit("fusion", f"{s.name}: {[n.name for n in s.nodes]} rows={s.rows} cols={s.cols}")
+        logs.emit("fusion", f"{ex.n_kernels} kernel(s)")
+
+
+def _diff_keys(old, new):
+    reasons = []
+    (ot, os_, og, om, ogl), (nt, ns, ng, nm, ngl) = old, new
+    if len(ot) == len(nt):
+        for k, (a, b) in enumerate(zip(ot, nt)):
+            if a[0] != b[0]:
+                reasons.append(f"input {k} shape: {list(a[0])} -> {list(b[0])}")
+            if a[1] is not b[1]:
+                reasons.append(f"input {k} dtype: {a[1]} -> {b[1]}")
+            if a[2] != b[2]:
+                reasons.append(f"input {k} requires_grad: {a[2]} -> {b[2]}")
+    else:
+        reasons.append(f"number of tensor inputs: {len(ot)} -> {len(nt)}")
+    if og != ng:
+        reasons.append(f"grad mode: {og} -> {ng}")
+    if om != nm:
+        for (name, tr_a, at_a), (_, tr_b, at_b) in zip(om[0], nm[0]) if om and nm else ():
+            if tr_a != tr_b:
+                reasons.append(f"{'self.' + name if name else 'self'}.training: {tr_a} -> {tr_b}")
+            if at_a != at_b:
+                da, db = dict(at_a), dict(at_b)
+                for k in da:
+                    if da.get(k) != db.get(k):
+                        reasons.append(f"{'self.' + name + '.' if name else 'self.'}{k}: {da.get(k)!r} -> {db.get(k)!r}")
+    if ogl != ngl:
+        da, db = dict(ogl), dict(ngl)
+        for k in set(da) | set(db):
+            if da.get(k) != db.get(k):
+                reasons.append(f"global {k}: {da.get(k)!r} -> {db.get(k)!r}")
+    if os_ != ns:
+        reasons.append("non-tensor arguments changed")
+    return reasons
+
+
+def compile(model=None, *, fullgraph: bool = False, dynamic=None, mode=None, backend: str = "jitorch",
+            options=None, disable: bool = False, check: bool = False):
+    """Compile a function or module like ``torch.compile``; usable as a decorator."""
+    if model is None:
+        return lambda m: compile(m, fullgraph=fullgraph, dynamic=dynamic, mode=mode, backend=backend,
+                                 options=options, disable=disable, check=check)
+    if disable:
+        return model
+    if hasattr(model, "named_parameters") and hasattr(model, "forward"):
+        return CompiledModule(model, fullgraph=fullgraph, dynamic=dynamic, mode=mode, backend=backend, check=check)
+    if not callable(model):
+        raise TypeError(f"jitorch.compile expects a callable or an nn.Module, got {type(model).__name__}")
+    return CompiledFunction(model, fullgraph=fullgraph, dynamic=dynamic, mode=mode, backend=backend, check=check)
+
+
+class CompiledModule:
+    """Wraps a module: shares its parameters, buffers, state_dict and train/eval mode."""
+
+    def __init__(self, module, **opts):
+        object.__setattr__(self, "_orig_mod", module)
+        object.__setattr__(self, "_compiled", CompiledFunction(module.forward, module, **opts))
+
+    def __call__(self, *args, **kwargs):
+        return self._compiled(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        return self._compiled(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._orig_mod, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._orig_mod, name, value)
+
+    def __repr__(self) -> str:
+        return f"OptimizedModule(\n  (_orig_mod): {self._orig_mod!r}\n)"
+
+    def train(self, mode: bool = True):
+        self._orig_mod.train(mode)
+        return self
+
+    def eval(self):
+        self._orig_mod.eval()
+        return self
+
+
+def reset() -> None:
+    """Forget every compiled graph (kernels stay in the on-disk cache)."""
+    for c in _ALL_COMPILED:
+        c.entries.clear()
+        c.recompiles.clear()
+        c._warned_limit = False
+
+
+__all__ = ["compile", "reset", "CompiledFunction", "CompiledModule", "types"]

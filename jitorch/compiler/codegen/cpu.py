@@ -1,0 +1,184 @@
+"""Render a fused group as the source of one Numba CPU kernel.
+
+The scalar code of every node comes from its registry template, exactly as
+in eager mode (``runtime/codegen_cpu.py``), so fused and eager kernels
+compute the same expressions.  Layout of a kernel with reductions::
+
+    for r in prange(R):                 # rows in parallel
+        acc = init                      # each reduction: one pass over the row
+        for j in range(K): acc = combine(acc, <inlined producers at [r, j]>)
+        ... row-level ops on the reduced values ...
+        for j in range(K): out[r, j] = <inlined producers>   # full-size outputs
+        out_row[r] = ...
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...ops.reductions import _SPECS
+from ...runtime.codegen_cpu import HEADER, JIT_FLAGS, cast, np_name
+from ..ir import Value
+from ..schedule import FusedGroup
+
+_ACC = {"sum": "sum", "prod": "prod", "amax": "amax", "amin": "amin"}
+
+
+def literal(value, np_dtype) -> str:
+    """A Python scalar as typed source text (constants live in the source, never in globals)."""
+    t = np_name(np_dtype)
+    if isinstance(value, (bool, np.bool_)):
+        return "True" if value else "False"
+    if isinstance(value, float) or np.dtype(np_dtype).kind == "f":
+        v = float(value)
+        if math.isnan(v):
+            return f"{t}(np.nan)"
+        if math.isinf(v):
+            return f"{t}({'-' if v < 0 else ''}np.inf)"
+        return f"{t}({v!r})"
+    return f"{t}({int(value)})"
+
+
+class _Emitter:
+    def __init__(self, group: FusedGroup, arg_of: dict, mode: str):
+        self.g = group
+        self.arg_of = arg_of  # value id -> (argname, shape class)
+        self.mode = mode  # 'rows' | 'flat' | 'grid'
+        self.local = {}  # value id -> local name, for values already computed at row level
+
+    def full_index(self) -> str:
+        return "[i]" if self.mode == "flat" else "[r, j]"
+
+    def load(self, v: Value, level: str) -> str:
+        arg, cls = self.arg_of[v.id]
+        if cls == "row":
+            return f"{arg}[r]"
+        return f"{arg}{self.full_index()}"
+
+    def node_expr(self, node, name_of) -> str:
+        compute = node.meta.get("compute") or node.outputs[0].dtype
+        cnp = compute.numpy_dtype
+        operands = []
+        for i in node.inputs:
+            if isinstance(i, Value):
+                operands.append(cast(name_of(i), i.dtype.numpy_dtype, cnp))
+            else:
+                operands.append(literal(i, cnp))
+        expr = node.op.template(compute).format(*operands, T=np_name(cnp))
+        res_dt = np.dtype(bool) if node.op.dtype_rule == "bool" else cnp
+        return cast(f"({expr})", res_dt, node.outputs[0].dtype.numpy_dtype)
+
+
+def _closure(group: FusedGroup, targets, full_ids):
+    """Full-level nodes needed (in order) to compute ``targets`` inside a column loop."""
+    need = set()
+    stack = list(targets)
+    producers = {o.id: n for n in group.nodes for o in n.outputs}
+    while stack:
+        v = stack.pop()
+        if v.id in need or v.id not in full_ids:
+            continue
+        need.add(v.id)
+        for i in producers[v.id].inputs:
+            if isinstance(i, Value) and i.id in producers:
+                stack.append(i)
+    return [n for n in group.nodes if n.outputs[0].id in need]
+
+
+def render_group(group: FusedGroup, kernel_name: str, parallel: bool):
+    """Source text and argument plan of the kernel for ``group``.
+
+    The plan lists, in argument order, ('in', value, shape class) and
+    ('out', value, shape class); the executor prepares arrays accordingly.
+    """
+    full_shape = group.rows + group.cols if group.cols else getattr(group, "_flat_shape", group.rows)
+    flat = not group.cols and all(v.shape == full_shape for v in group.inputs if isinstance(v, Value))
+    mode = "flat" if flat else ("rows" if group.cols else "grid")
+    plan = []
+    arg_of = {}
+    for k, v in enumerate(group.inputs):
+        cls = "row" if group.cols and group.shape_class(v) == "row" else "full"
+        arg_of[v.id] = (f"in{k}", cls)
+        plan.append(("in", v, cls))
+    out_args = []
+    for k, v in enumerate(group.outputs):
+        cls = "row" if group.cols and group.shape_class(v) == "row" else "full"
+        out_args.append((f"out{k}", v, cls))
+        plan.append(("out", v, cls))
+    em = _Emitter(group, arg_of, mode)
+    internal = {o.id for n in group.nodes for o in n.outputs}
+    full_ids = {o.id for n in group.nodes for o in n.outputs
+                if n.name not in _ACC and (mode != "rows" or group.shape_class(o) == "full")}
+    args = [f"in{k}" for k in range(len(group.inputs))] + [a for a, _, _ in out_args] + ["R", "K"]
+    par = ", parallel=True" if parallel else ""
+    lines = [f"@njit({JIT_FLAGS}{par})", f"def {kernel_name}({', '.join(args)}):"]
+    loop = "prange" if parallel else "range"
+
+    def name_of_full(v):
+        if v.id in internal:
+            return f"v{v.id}" if v.id in full_ids else em.local[v.id]
+        arg, cls = arg_of[v.id]
+        return f"{arg}[r]" if cls == "row" else f"{arg}{em.full_index()}"
+
+    def emit_full(nodes, ind):
+        out = []
+        for n in nodes:
+            out.append(f"{ind}v{n.outputs[0].id} = {em.node_expr(n, name_of_full)}")
+        return out
+
+    if mode == "flat":
+        lines.append(f"    for i in {loop}(R * K):")
+        lines += emit_full(group.nodes, "        ")
+        for a, v, _ in out_args:
+            lines.append(f"        {a}[i] = v{v.id}")
+    elif mode == "grid":
+        lines.append(f"    for r in {loop}(R):")
+        lines.append("        for j in range(K):")
+        lines += emit_full(group.nodes, "            ")
+        for a, v, _ in out_args:
+            lines.append(f"            {a}[r, j] = v{v.id}")
+    else:
+        lines.append(f"    for r in {loop}(R):")
+        ind = "        "
+        for n in group.nodes:
+            o = n.outputs[0]
+            if n.name in _ACC:
+                init, combine, finalize, pre, _ = _SPECS[n.name]
+                src = n.inputs[0]
+                acc_np = _acc_np(n.name, src.dtype)
+                lines.append(f"{ind}acc{o.id} = {_init_literal(n.name, init, acc_np)}")
+                lines.append(f"{ind}for j in range(K):")
+                lines += emit_full(_closure(group, [src], full_ids), ind + "    ")
+                x = cast(name_of_full(src), src.dtype.numpy_dtype, acc_np)
+                lines.append(f"{ind}    a = {pre.format(x=x)}")
+                lines.append(f"{ind}    acc{o.id} = {combine.format(acc=f'acc{o.id}', v='a')}")
+                fin = finalize.format(acc=f"acc{o.id}", n="K")
+                lines.append(f"{ind}v{o.id} = {cast(fin, acc_np, o.dtype.numpy_dtype)}")
+                em.local[o.id] = f"v{o.id}"
+            elif o.id not in full_ids:  # a row-level elementwise node
+                lines.append(f"{ind}v{o.id} = {em.node_expr(n, name_of_full)}")
+                em.local[o.id] = f"v{o.id}"
+        full_outs = [(a, v) for a, v, cls in out_args if cls == "full"]
+        if full_outs:
+            lines.append(f"{ind}for j in range(K):")
+            lines += emit_full(_closure(group, [v for _, v in full_outs], full_ids), ind + "    ")
+            for a, v in full_outs:
+                lines.append(f"{ind}    {a}[r, j] = v{v.id}")
+        for a, v, cls in out_args:
+            if cls == "row":
+                lines.append(f"{ind}{a}[r] = {em.local.get(v.id, f'v{v.id}')}")
+    return HEADER + "\n\n" + "\n".join(lines) + "\n", plan, mode
+
+
+def _acc_np(kind, dtype):
+    from ...ops.reductions import _acc_dtype
+    return _acc_dtype(kind, dtype)
+
+
+def _init_literal(kind, init, acc_np) -> str:
+    if kind in ("amax", "amin") and np.dtype(acc_np).kind in "iub":
+        info = np.iinfo(acc_np) if np.dtype(acc_np).kind != "b" else None
+        v = (info.min if kind == "amax" else info.max) if info else (0 if kind == "amax" else 1)
+        return literal(int(v), acc_np)
+    return f"{np_name(acc_np)}({init})"

@@ -1,0 +1,168 @@
+"""Run a scheduled graph: fused kernels, extern primitives and views over NumPy arrays.
+
+Everything that can be decided once (kernel entry points, array shapes,
+how each argument is laid out) is decided when the executor is built, so a
+call is a short loop over prepared steps.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ..runtime import cpu, kernel_cache
+from . import logs
+from .codegen.cpu import render_group
+from .ir import Graph, Value
+from .schedule import ExternStep, FusedGroup, ViewStep, schedule
+
+
+class KernelInfo:
+    """What ``explain()`` and ``JITORCH_LOGS=code,perf`` report about one generated kernel."""
+
+    def __init__(self, name, source, group, compile_s, cache_hit):
+        self.name = name
+        self.source = source
+        self.group = group
+        self.compile_s = compile_s
+        self.cache_hit = cache_hit
+        self.calls = 0
+        self.total_s = 0.0
+
+
+def _prep_input(arr, cls, mode, full_shape, R, K):
+    if mode == "flat":
+        return arr.reshape(-1) if arr.shape == full_shape else np.broadcast_to(arr, full_shape).reshape(-1)
+    if cls == "row":
+        return arr.reshape(R)
+    if arr.shape != full_shape:
+        arr = np.broadcast_to(arr, full_shape)
+    return arr.reshape(R, K)
+
+
+class _FusedRunner:
+    def __init__(self, group: FusedGroup, index: int):
+        self.group = group
+        full = group.rows + group.cols if group.cols else getattr(group, "_flat_shape", group.rows)
+        self.full_shape = full
+        if group.cols:
+            self.R, self.K = math.prod(group.rows), math.prod(group.cols)
+        elif full:
+            self.R, self.K = math.prod(full[:-1]), full[-1]
+        else:
+            self.R, self.K = 1, 1
+        parallel = self.R > 1 and self.R * self.K >= cpu.PARALLEL_THRESHOLD
+        self.name = f"{group.name}_{index}"
+        t0 = time.perf_counter()
+        src, self.plan, self.mode = render_group(group, self.name, parallel)
+        if self.mode == "flat" and parallel is False and self.R * self.K >= cpu.PARALLEL_THRESHOLD:
+            src, self.plan, self.mode = render_group(group, self.name, True)
+        self.source = src
+        self.disp = kernel_cache.load_kernel(src, self.name)
+        self.entries = {}  # argument layouts -> compiled entry point
+        self.info = KernelInfo(self.name, src, group, time.perf_counter() - t0, None)
+        self.in_ids = [v.id for kind, v, _ in self.plan if kind == "in"]
+        self.in_cls = [cls for kind, v, cls in self.plan if kind == "in"]
+        self.outs = [(v.id, v.shape, v.dtype.numpy_dtype, cls) for kind, v, cls in self.plan if kind == "out"]
+
+    def __call__(self, env):
+        R, K, mode, full = self.R, self.K, self.mode, self.full_shape
+        args = [_prep_input(env[i], c, mode, full, R, K) for i, c in zip(self.in_ids, self.in_cls)]
+        for vid, shape, dt, cls in self.outs:
+            a = np.empty(shape, dt)
+            env[vid] = a
+            if mode == "flat":
+                args.append(a.reshape(-1))
+            else:
+                args.append(a.reshape(R) if cls == "row" else a.reshape(R, K))
+        args.append(R)
+        args.append(K)
+        key = kernel_cache.layout_key(args)
+        entry = self.entries.get(key)
+        if entry is None:
+            t0 = time.perf_counter()
+            before = sum(self.disp.stats.cache_misses.values())
+            kernel_cache.first_call(self.disp, args)
+            self.entries[key] = kernel_cache.entry_point(self.disp, args)
+            misses = sum(self.disp.stats.cache_misses.values()) - before
+            self.info.cache_hit = misses == 0
+            self.info.compile_s += time.perf_counter() - t0
+            logs.perf_compile(self.info)
+        else:
+            entry(*args)
+
+
+def _view_runner(node):
+    impl = node.op.impl["cpu"]
+    src = node.inputs[0].id
+    out = node.outputs[0].id
+    attrs = node.attrs
+    if node.name == "reshape":
+        shape = tuple(attrs["shape"])
+        return lambda env: env.__setitem__(out, np.reshape(env[src], shape))
+    return lambda env: env.__setitem__(out, impl(env[src], **attrs))
+
+
+def _extern_runner(node):
+    outs = [o.id for o in node.outputs]
+    if node.kind == "elementwise":
+        compute = node.meta.get("compute") or node.outputs[0].dtype
+        ins = [(True, i.id) if isinstance(i, Value) else (False, i) for i in node.inputs]
+        o = node.outputs[0]
+
+        def run_ew(env):
+            ops = [env[x] if is_v else x for is_v, x in ins]
+            env[outs[0]] = cpu.run_elementwise(node.op, ops, compute, o.dtype.numpy_dtype, o.shape)
+        return run_ew
+    impl = node.op.impl["cpu"]
+    ins = [i.id if isinstance(i, Value) else None for i in node.inputs]
+    attrs = node.attrs
+
+    def run(env):
+        res = impl(*[env[i] if i is not None else None for i in ins], **attrs)
+        if isinstance(res, tuple):
+            for k, r in zip(outs, res):
+                env[k] = r
+        else:
+            env[outs[0]] = res
+    return run
+
+
+class Executor:
+    """A compiled graph: call with input arrays, get output arrays."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.steps = schedule(graph)
+        self.kernels: list[KernelInfo] = []
+        self._run = []
+        fused_index = 0
+        for s in self.steps:
+            if isinstance(s, FusedGroup):
+                r = _FusedRunner(s, fused_index)
+                fused_index += 1
+                self.kernels.append(r.info)
+                logs.code(r.info)
+                self._run.append(r)
+            elif isinstance(s, ViewStep):
+                self._run.append(_view_runner(s.node))
+            else:
+                self._run.append(_extern_runner(s.node))
+        self.input_ids = [v.id for v in graph.inputs]
+        self.const = [(c.id, c.const) for c in graph.constants]
+        self.output_ids = [v.id for v in graph.outputs]
+        self.mutations = [(a.id, b.id) for a, b in graph.mutations]
+        self.n_kernels = sum(1 for s in self.steps if not isinstance(s, ViewStep))
+
+    def __call__(self, arrays):
+        env = {}
+        for vid, a in zip(self.input_ids, arrays):
+            env[vid] = a
+        for vid, t in self.const:
+            env[vid] = t._data
+        for step in self._run:
+            step(env)
+        for src, dst in self.mutations:
+            np.copyto(env[src], env[dst])
+        return [env[i] for i in self.output_ids]

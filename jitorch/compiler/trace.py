@@ -1,0 +1,175 @@
+"""Capture: run the user's function eagerly while recording every primitive.
+
+The recorder is installed in ``jitorch._dispatch`` so each elementwise or
+kernel op reports (op, inputs, attributes, outputs).  Running for real gives
+exact shapes and dtypes for free and keeps results identical to eager; the
+graph then replaces the Python code on later calls while the guards hold.
+A tensor the graph did not produce and that is not an input becomes a
+constant.  Reading a concrete value of a traced tensor (``item()``,
+``bool()``, ``tolist()``, ``numpy()``) is a graph break: it is recorded with
+its reason and source line.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+from .. import _dispatch
+from .._tensor import Tensor
+from .ir import Graph, Value
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass
+class GraphBreak:
+    reason: str
+    category: str
+    where: str
+    hint: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.category}: {self.reason} ({self.hint})"
+
+
+_HINTS = {
+    ".item()": "keep the value as a 0-d tensor, or move the .item() call outside the compiled function",
+    "data-dependent branch": "use jitorch.where(...) instead of an if on a tensor",
+    "data-dependent shape": "the output shape depends on tensor values; compute it outside the compiled function",
+    "conversion to Python/NumPy": "return the tensor and convert it outside the compiled function",
+    "unsupported op": "this op has no graph lowering yet",
+    "unsupported mutation": "in-place writes into views of traced tensors are run eagerly",
+}
+
+
+def user_frame() -> str:
+    """file:line of the innermost frame outside jitorch (the user's source line)."""
+    f = sys._getframe(1)
+    while f is not None:
+        fn = f.f_code.co_filename
+        if not os.path.abspath(fn).startswith(_PKG_DIR):
+            return f"{os.path.relpath(fn) if not fn.startswith('<') else fn}:{f.f_lineno}"
+        f = f.f_back
+    return "<unknown>"
+
+
+class Tracer:
+    """Records ops into a :class:`Graph` while they run eagerly."""
+
+    def __init__(self):
+        self.graph = Graph()
+        self._values: dict[int, tuple[Value, Tensor]] = {}
+        self.breaks: list[GraphBreak] = []
+        self._input_ids: set[int] = set()
+        self._origins: dict[int, Value] = {}  # tensor id -> its value when it entered the graph
+
+    # -- values -------------------------------------------------------------------------------
+    def bind_input(self, t: Tensor, name: str | None = None) -> Value:
+        v = self.graph.add_input(t.shape, t.dtype, t.device, name=name)
+        self._values[id(t)] = (v, t)
+        self._input_ids.add(id(t))
+        self._origins[id(t)] = v
+        return v
+
+    def value_of(self, t: Tensor) -> Value:
+        entry = self._values.get(id(t))
+        if entry is not None and entry[1] is t:
+            return entry[0]
+        # a tensor made outside the graph (e.g. by a creation op): capture its current value
+        v = self.graph.add_constant(t.detach())
+        self._values[id(t)] = (v, t)
+        self._origins[id(t)] = v
+        return v
+
+    def has(self, t: Tensor) -> bool:
+        entry = self._values.get(id(t))
+        return entry is not None and entry[1] is t
+
+    def _operand(self, a):
+        return self.value_of(a) if isinstance(a, Tensor) else a
+
+    def _bind_result(self, t: Tensor, v: Value) -> None:
+        self._values[id(t)] = (v, t)
+
+    def on_alias(self, src: Tensor, alias: Tensor) -> None:
+        """``detach()``/``.data``: the same value under another tensor object."""
+        entry = self._values.get(id(src))
+        if entry is not None and entry[1] is src:
+            self._values[id(alias)] = (entry[0], alias)
+
+    # -- recording hooks (called from jitorch._dispatch) ---------------------------------------------
+    def on_elementwise(self, op, args, result: Tensor, compute, mutates: Tensor | None = None) -> None:
+        if mutates is not None and mutates._base is not None and self._is_view_of_graph_value(mutates):
+            self.record_break("in-place write into a view", "unsupported mutation")
+        ins = [self._operand(a) for a in args]
+        node = self.graph.add_node(op, ins, {}, [(tuple(result.shape), result.dtype, result.device)],
+                                   meta={"compute": compute, "where": user_frame()})
+        self._bind_result(result, node.outputs[0])
+
+    def on_apply(self, op, inputs, attrs, outs, view_of) -> None:
+        ins = [self._operand(t) if t is not None else None for t in inputs]
+        node = self.graph.add_node(op, ins, attrs, [(tuple(o.shape), o.dtype, o.device) for o in outs],
+                                   meta={"view": view_of is not None, "where": user_frame()})
+        for o, v in zip(outs, node.outputs):
+            self._bind_result(o, v)
+
+    def on_copy(self, dst: Tensor, src: Tensor) -> None:
+        """``dst.copy_(src)``: dst now holds src cast and broadcast to its shape."""
+        from ..ops.conversion import TO_COPY
+        if dst._base is not None and self._is_view_of_graph_value(dst):
+            self.record_break("in-place copy into a view", "unsupported mutation")
+        s = self._operand(src)
+        if tuple(src.shape) != tuple(dst.shape):
+            from ..ops.views import EXPAND
+            n = self.graph.add_node(EXPAND, [s], {"shape": tuple(dst.shape)},
+                                    [(tuple(dst.shape), src.dtype, src.device)], meta={"view": True})
+            s = n.outputs[0]
+        node = self.graph.add_node(TO_COPY, [s], {}, [(tuple(dst.shape), dst.dtype, dst.device)],
+                                   meta={"compute": src.dtype, "where": user_frame()})
+        self._bind_result(dst, node.outputs[0])
+
+    def _is_view_of_graph_value(self, t: Tensor) -> bool:
+        base = t._base
+        return base is not None and (self.has(base) or id(base) in self._input_ids or self.has(t))
+
+    def record_break(self, reason: str, category: str) -> None:
+        self.breaks.append(GraphBreak(reason, category, user_frame(), _HINTS.get(category, "")))
+
+    def on_concrete(self, t: Tensor, what: str) -> None:
+        """A traced tensor's value was read by Python: the graph cannot replace this code."""
+        if not self.has(t):
+            return
+        v = self.value_of(t)
+        if v.kind == "input" and what in ("shape",):
+            return
+        category = {"item": ".item()", "bool": "data-dependent branch", "tolist": "conversion to Python/NumPy",
+                    "numpy": "conversion to Python/NumPy", "shape-dependent": "data-dependent shape"}.get(
+            what, "conversion to Python/NumPy")
+        self.record_break(f"{what}() of a traced tensor", category)
+
+    # -- finishing ---------------------------------------------------------------------------------
+    def finish(self, outputs) -> Graph:
+        """Mark graph outputs and the in-place updates of inputs to write back."""
+        g = self.graph
+        g.outputs = [self._operand(o) for o in outputs]
+        for tid, origin in self._origins.items():
+            current = self._values[tid][0]
+            if current is not origin:
+                g.mutations.append((origin, current))
+        return g
+
+
+class tracing:
+    """Context manager installing a tracer in the dispatcher."""
+
+    def __init__(self, tracer: Tracer):
+        self.tracer = tracer
+
+    def __enter__(self):
+        self._prev = _dispatch.set_tracer(self.tracer)
+        return self.tracer
+
+    def __exit__(self, *exc):
+        _dispatch.set_tracer(self._prev)
+        return False

@@ -1,0 +1,219 @@
+"""jitorch.compile: compiled results equal eager, kernel counts, guards, backward."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import jitorch as J
+from jitorch.compiler import explain
+
+
+def _close(a, b, rtol=1e-5, atol=1e-6):
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=rtol, atol=atol)
+
+
+def gelu_chain(x, w, b):
+    v = x * w + b
+    return 0.5 * v * (1 + J.tanh(0.79788456 * (v + 0.044715 * v ** 3)))
+
+
+def _kernels(cf):
+    entry = next(iter(cf.entries.values()))
+    return entry.forward.n_kernels
+
+
+def test_gelu_chain_is_one_kernel_and_matches_eager():
+    x, w, b = J.randn(1000), J.randn(1000), J.randn(1000)
+    f = J.compile(gelu_chain)
+    _close(f(x, w, b), gelu_chain(x, w, b))
+    assert _kernels(f) == 1
+    src = next(iter(f.entries.values())).forward.kernels[0].source
+    assert "tanh32" in src and "in prange(" not in src  # small: sequential loop
+
+
+def test_softmax_and_layer_norm_fuse_into_one_kernel_each():
+    x = J.randn(64, 100)
+    sm = J.compile(lambda t: J.softmax(t, dim=-1))
+    _close(sm(x), J.softmax(x, dim=-1))
+    assert _kernels(sm) <= 2
+
+    def layer_norm(t, weight, bias):
+        mu = t.mean(-1, keepdim=True)
+        var = ((t - mu) ** 2).mean(-1, keepdim=True)
+        return (t - mu) / J.sqrt(var + 1e-5) * weight + bias
+
+    w, b = J.randn(100), J.randn(100)
+    ln = J.compile(layer_norm)
+    _close(ln(x, w, b), layer_norm(x, w, b), rtol=1e-4, atol=1e-5)
+    assert _kernels(ln) <= 2
+
+
+def test_reductions_over_leading_dims_and_full_reductions():
+    x = J.randn(33, 17)
+
+    def f(t):
+        return (t * 2).sum(0), (t.exp()).mean(), t.amax(-1), t.abs().amin()
+
+    cf = J.compile(f)
+    for got, want in zip(cf(x), f(x)):
+        _close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_broadcasting_scalars_and_dtype_casts():
+    a = J.randn(4, 5)
+    b = J.arange(5, dtype=J.int64)
+
+    def f(x, i):
+        return (x + i) * 2 - (i > 2).float() + x.double().sum(1).float().unsqueeze(1)
+
+    cf = J.compile(f)
+    _close(cf(a, b), f(a, b))
+
+
+def test_compiled_equals_eager_for_matmul_chain():
+    x, w1, w2 = J.randn(8, 16), J.randn(16, 32), J.randn(32, 4)
+
+    def mlp(x, w1, w2):
+        return J.relu(x @ w1) @ w2
+
+    cf = J.compile(mlp)
+    _close(cf(x, w1, w2), mlp(x, w1, w2), rtol=1e-5)
+
+
+def test_backward_through_compiled_graph_matches_eager():
+    x = J.randn(8, 16)
+    w = J.randn(16, 4, requires_grad=True)
+    b = J.randn(4, requires_grad=True)
+
+    def loss_fn(x, w, b):
+        h = J.tanh(x @ w + b)
+        return (h * h).sum() / 8
+
+    cf = J.compile(loss_fn)
+    loss = cf(x, w, b)
+    loss.backward()
+    gw, gb = w.grad.clone(), b.grad.clone()
+    w.grad = None
+    b.grad = None
+    ref = loss_fn(x, w, b)
+    ref.backward()
+    _close(loss, ref, rtol=1e-5)
+    _close(gw, w.grad, rtol=1e-4, atol=1e-6)
+    _close(gb, b.grad, rtol=1e-4, atol=1e-6)
+    entry = next(iter(cf.entries.values()))
+    assert entry.backward is not None and entry.backward.n_kernels >= 1
+
+
+def test_shape_change_retraces_and_logs_the_guard():
+    f = J.compile(lambda t: t * 2 + 1)
+    f(J.randn(4))
+    f(J.randn(4))
+    assert len(f.entries) == 1
+    f(J.randn(6))
+    assert len(f.entries) == 2
+    assert "input 0 shape: [4] -> [6]" in f.recompiles[-1]
+
+
+def test_weight_update_in_place_does_not_retrace():
+    w = J.randn(3)
+    f = J.compile(lambda x: x * w)
+    x = J.ones(3)
+    f(x)
+    with J.no_grad():
+        w.mul_(2)
+    out = f(x)
+    _close(out, x * w)
+
+
+def test_global_change_is_guarded():
+    global SCALE
+    SCALE = 2.0
+    f = J.compile(_scaled)
+    x = J.ones(3)
+    assert f(x).tolist() == [2.0, 2.0, 2.0]
+    SCALE = 3.0
+    assert f(x).tolist() == [3.0, 3.0, 3.0]
+    assert any("global SCALE" in r for r in f.recompiles)
+
+
+SCALE = 2.0
+
+
+def _scaled(x):
+    return x * SCALE
+
+
+def test_graph_break_runs_eagerly_and_is_explained():
+    def f(x):
+        y = x * 2
+        if y.sum().item() > 0:
+            return y + 1
+        return y - 1
+
+    x = J.ones(3)
+    cf = J.compile(f)
+    assert cf(x).tolist() == [3.0, 3.0, 3.0]
+    assert cf(-x).tolist() == [-3.0, -3.0, -3.0]
+    rep = explain(cf, x)
+    assert rep.graph_breaks and rep.graph_breaks[0].category == ".item()"
+    assert "test_compile.py" in rep.graph_breaks[0].where
+
+
+def test_fullgraph_raises_on_break():
+    def f(x):
+        return x * x.sum().item()
+
+    with pytest.raises(RuntimeError, match="graph break"):
+        J.compile(f, fullgraph=True)(J.ones(2))
+
+
+def test_recompile_limit_warns_once_and_falls_back():
+    f = J.compile(lambda t: t + 1)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        for n in range(1, 12):
+            assert f(J.ones(n)).tolist() == [2.0] * n
+    hits = [r for r in rec if "recompile limit" in str(r.message)]
+    assert len(hits) == 1
+
+
+def test_decorator_forms_and_reset():
+    @J.compile
+    def f(x):
+        return x + 1
+
+    @J.compile(fullgraph=True)
+    def g(x):
+        return x * 3
+
+    assert f(J.ones(2)).tolist() == [2.0, 2.0]
+    assert g(J.ones(2)).tolist() == [3.0, 3.0]
+    J.compiler.reset()
+    assert not f.entries
+
+
+def test_eager_backend_runs_the_function():
+    f = J.compile(gelu_chain, backend="eager")
+    x, w, b = J.randn(10), J.randn(10), J.randn(10)
+    _close(f(x, w, b), gelu_chain(x, w, b))
+
+
+def test_mutation_of_input_is_written_back():
+    def f(x, buf):
+        buf.mul_(0.5).add_(x)
+        return x * 2
+
+    x, buf = J.ones(4), J.full((4,), 4.0)
+    cf = J.compile(f)
+    cf(x, buf)
+    assert buf.tolist() == [3.0] * 4
+    cf(x, buf)
+    assert buf.tolist() == [2.5] * 4
+
+
+def test_explain_reports_kernels_and_source():
+    rep = explain(gelu_chain, J.randn(8), J.randn(8), J.randn(8))
+    assert rep.graph_count == 1 and rep.kernel_count == 1
+    assert rep.kernels and "def fused_" in rep.kernels[0][1]
+    assert math.isfinite(float(len(str(rep))))
