@@ -17,8 +17,8 @@ from .registry import impl, kernel_op
 
 # name -> (init, combine, finalize, pre, reassociate)
 _SPECS = {
-    "sum": ("0", "{acc} + {v}", "{acc}", "{x}", True),
-    "prod": ("1", "{acc} * {v}", "{acc}", "{x}", True),
+    "sum": ("0", "radd({acc}, {v})", "{acc}", "{x}", True),
+    "prod": ("1", "rmul({acc}, {v})", "{acc}", "{x}", True),
     "amax": ("-np.inf", "{v} if ({v} > {acc} or {v} != {v}) and {acc} == {acc} else {acc}", "{acc}", "{x}", False),
     "amin": ("np.inf", "{v} if ({v} < {acc} or {v} != {v}) and {acc} == {acc} else {acc}", "{acc}", "{x}", False),
     "all": ("True", "{acc} and {v}", "{acc}", "({x} != 0)", False),
@@ -199,11 +199,20 @@ def prod(input, dim=None, keepdim=False, *, dtype=None):
     return _reduce(PROD, input, dim, keepdim, odt.numpy_dtype)
 
 
+def _check_minmax_dims(name, input, dim):
+    # with no dim an empty input has nothing to return (torch: RuntimeError; an empty dim: IndexError)
+    if (dim is None or dim == () or dim == []) and input.numel() == 0:
+        raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
+                           "Specify the reduction dim with the 'dim' argument.")
+
+
 def amax(input, dim=(), keepdim=False):
+    _check_minmax_dims("amax", input, dim)
     return _reduce(AMAX, input, dim if dim != () else None, keepdim, input.dtype.numpy_dtype)
 
 
 def amin(input, dim=(), keepdim=False):
+    _check_minmax_dims("amin", input, dim)
     return _reduce(AMIN, input, dim if dim != () else None, keepdim, input.dtype.numpy_dtype)
 
 
@@ -264,10 +273,13 @@ def logsumexp(input, dim, keepdim=False):
     """``log(sum(exp(x)))`` computed stably (shifted by the max)."""
     if not input.dtype.is_floating_point:
         input = input.to(D.get_default_dtype())
-    m = amax(input, dim, keepdim=True).detach()
     import jitorch as J
-    m = J.where(J.isfinite(m), m, 0.0)
-    s = sum((input - m).exp(), dim, keepdim=True).log() + m
+    if _count(input, dim) == 0:  # no max to shift by: the sum is 0 and the result -inf
+        s = sum(input.exp(), dim, keepdim=True).log()
+    else:
+        m = amax(input, dim, keepdim=True).detach()
+        m = J.where(J.isfinite(m), m, 0.0)
+        s = sum((input - m).exp(), dim, keepdim=True).log() + m
     if not keepdim:
         s = s.squeeze(normalize_dims(dim, input.ndim)) if input.ndim else s
     return s

@@ -71,3 +71,16 @@ def tanh32(x):
 @njit(inline="always", cache=True)
 def sigmoid32(x):
     return _F(1.0) / (_F(1.0) + exp32(-x))
+
+
+# Accumulation helpers: the reassoc flag travels with the inlined instruction,
+# so a loop summing through ``radd`` can be split into vector lanes even
+# though the kernel around it keeps strict IEEE semantics.
+@njit(inline="always", fastmath={"reassoc", "contract"}, cache=True)
+def radd(a, b):
+    return a + b
+
+
+@njit(inline="always", fastmath={"reassoc", "contract"}, cache=True)
+def rmul(a, b):
+    return a * b
