@@ -217,3 +217,19 @@ def test_explain_reports_kernels_and_source():
     assert rep.graph_count == 1 and rep.kernel_count == 1
     assert rep.kernels and "def fused_" in rep.kernels[0][1]
     assert math.isfinite(float(len(str(rep))))
+
+
+def test_print_inside_compiled_function_is_replayed_without_breaking(capsys):
+    def f(x):
+        y = x * 2
+        print("y is", y)
+        return y + 1
+
+    cf = J.compile(f)
+    for k in range(3):
+        out = cf(J.full((2,), float(k)))
+        assert out.tolist() == [2.0 * k + 1] * 2
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed == ["y is tensor([0., 0.])", "y is tensor([2., 2.])", "y is tensor([4., 4.])"]
+    entry = next(iter(cf.entries.values()))
+    assert not entry.breaks

@@ -83,6 +83,8 @@ class _Entry:
         self.backward_graph_str = ""
         self.guard_desc = {}
         self.first_result = None
+        self.effects = []  # deferred prints replayed after each run
+        self.n_effect_outputs = 0
 
 
 class CompiledFunction:
@@ -205,6 +207,10 @@ class CompiledFunction:
         diff_in = [k for k, t in enumerate(inputs) if t._requires_grad] if grad_mode.is_grad_enabled() else []
         diff_out = [o for o in leaves if o._requires_grad]
         graph = tracer.finish(leaves)
+        entry.effects = [(spec, kw, len(vals)) for spec, kw, vals in tracer.effects]
+        for _, _, vals in tracer.effects:
+            graph.outputs.extend(vals)
+        entry.n_effect_outputs = sum(len(v) for _, _, v in tracer.effects)
         bwd_graph = None
         if diff_in and diff_out:
             bwd_graph, saved_values = self._capture_backward(tracer, leaves, [inputs[k] for k in diff_in])
@@ -243,12 +249,22 @@ class CompiledFunction:
     def _run(self, entry: _Entry, inputs):
         arrays = [t._data for t in inputs]
         if entry.backward is not None and grad_mode.is_grad_enabled():
-            outs = _CompiledAutograd.apply_entry(entry, inputs)
+            outs, effect_arrays = _CompiledAutograd.apply_entry(entry, inputs)
         else:
             res = entry.forward(arrays)
-            outs = [wrap(a, _dt(a), inputs[0].device if inputs else None)
-                    for a in res[:entry.n_user_outputs]]
+            n = entry.n_user_outputs
+            outs = [wrap(a, _dt(a)) for a in res[:n]]
+            effect_arrays = res[n:n + entry.n_effect_outputs]
+        if entry.effects:
+            _replay_prints(entry.effects, effect_arrays)
         return _rebuild(entry.out_spec, iter(outs))
+
+
+def _replay_prints(effects, arrays) -> None:
+    it = iter(arrays)
+    for spec, kwargs, n in effects:
+        tensors = [wrap(a, _dt(a)) for a in [next(it) for _ in range(n)]]
+        print(*_rebuild(spec, iter(tensors)), **kwargs)
 
 
 def _dt(a):
@@ -295,8 +311,9 @@ class _CompiledAutograd:
             @staticmethod
             def forward(ctx, *ins):
                 res = entry.forward([t._data for t in ins])
-                n = entry.n_user_outputs
-                ctx.saved_arrays = res[n:]
+                n, m = entry.n_user_outputs, entry.n_effect_outputs
+                ctx.saved_arrays = res[n + m:]
+                effects.extend(res[n:n + m])
                 dev = ins[0].device
                 return tuple(wrap(a, _dt(a), dev) for a in res[:n])
 
@@ -312,13 +329,14 @@ class _CompiledAutograd:
                         out[k] = wrap(a, _dt(a))
                 return tuple(out)
 
+        effects = []
         outs = CompiledGraphFunction.apply(*inputs)
         outs = outs if isinstance(outs, tuple) else (outs,)
         for o, req in zip(outs, entry.out_requires_grad):
             if not req:
                 o._requires_grad = False
                 o._grad_fn = None
-        return list(outs)
+        return list(outs), effects
 
 
 def _log_fusion(ex: Executor):

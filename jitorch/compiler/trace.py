@@ -63,6 +63,7 @@ class Tracer:
         self.breaks: list[GraphBreak] = []
         self._input_ids: set[int] = set()
         self._origins: dict[int, Value] = {}  # tensor id -> its value when it entered the graph
+        self.effects: list = []  # deferred prints: (flatten spec, kwargs, [Values])
 
     # -- values -------------------------------------------------------------------------------
     def bind_input(self, t: Tensor, name: str | None = None) -> Value:
@@ -148,6 +149,12 @@ class Tracer:
             what, "conversion to Python/NumPy")
         self.record_break(f"{what}() of a traced tensor", category)
 
+    def record_print(self, args, kwargs) -> None:
+        from .api import _flatten
+        leaves = []
+        spec = _flatten(args, leaves)
+        self.effects.append((spec, dict(kwargs), [self.value_of(t) for t in leaves]))
+
     # -- finishing ---------------------------------------------------------------------------------
     def finish(self, outputs) -> Graph:
         """Mark graph outputs and the in-place updates of inputs to write back."""
@@ -161,15 +168,27 @@ class Tracer:
 
 
 class tracing:
-    """Context manager installing a tracer in the dispatcher."""
+    """Context manager installing a tracer in the dispatcher (and a recording ``print``)."""
 
     def __init__(self, tracer: Tracer):
         self.tracer = tracer
 
     def __enter__(self):
+        import builtins
         self._prev = _dispatch.set_tracer(self.tracer)
+        self._print = builtins.print
+        tracer, real_print = self.tracer, builtins.print
+
+        def recording_print(*args, **kwargs):
+            # print runs now, and is replayed after the graph on later calls
+            real_print(*args, **kwargs)
+            tracer.record_print(args, kwargs)
+
+        builtins.print = recording_print
         return self.tracer
 
     def __exit__(self, *exc):
+        import builtins
+        builtins.print = self._print
         _dispatch.set_tracer(self._prev)
         return False
