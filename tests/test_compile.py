@@ -233,3 +233,29 @@ def test_print_inside_compiled_function_is_replayed_without_breaking(capsys):
     assert printed == ["y is tensor([0., 0.])", "y is tensor([2., 2.])", "y is tensor([4., 4.])"]
     entry = next(iter(cf.entries.values()))
     assert not entry.breaks
+
+
+def test_eager_backend_interprets_the_captured_graph():
+    f = J.compile(gelu_chain, backend="eager")
+    x, w, b = J.randn(10), J.randn(10), J.randn(10)
+    f(x, w, b)
+    out = f(x, w, b)
+    _close(out, gelu_chain(x, w, b))
+    entry = next(iter(f.entries.values()))
+    assert all(s.kind != "fused" for s in entry.forward.steps)
+
+
+def test_check_mode_reports_first_divergent_node(monkeypatch):
+    from jitorch.compiler import executor
+    f = J.compile(gelu_chain, check=True)
+    x, w, b = J.randn(16), J.randn(16), J.randn(16)
+    f(x, w, b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f(x, w, b)  # no divergence: no warning
+    # sabotage the fused tanh: the check must name it
+    entry = next(iter(f.entries.values()))
+    tanh_node = next(n for n in entry.forward.graph.nodes if n.name == "tanh")
+    monkeypatch.setattr(tanh_node.op, "template", lambda d: "({0} * 0)")
+    with pytest.warns(RuntimeWarning, match="diverge first at node tanh"):
+        f._check(entry, [x, w, b])

@@ -161,9 +161,22 @@ class CompiledFunction:
             # its side effects (in-place updates, random draws), so return that result
             out, entry.first_result = entry.first_result, None
             return out
-        if entry.breaks or self.backend == "eager":
+        if entry.breaks:
             return self.fn(*args, **kwargs)
+        if self.check:
+            self._check(entry, inputs)
         return self._run(entry, inputs)
+
+    def _check(self, entry, inputs) -> None:
+        """check=True: compare the fused kernels with node-by-node eager execution."""
+        from .executor import first_divergence
+        found = first_divergence(entry.forward.graph, [t._data for t in inputs])
+        if found is not None:
+            node, err = found
+            msg = (f"jitorch.compile(check=True): compiled and eager results diverge first at node "
+                   f"{node.name} ({node.meta.get('where', '?')}), max abs error {err:.3g}")
+            logs.emit("guards", msg)
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
     def _hit_limit(self, key):
         if not self._warned_limit:
@@ -220,12 +233,13 @@ class CompiledFunction:
         logs.emit("graph", f"captured {getattr(self.fn, '__qualname__', self.fn)}:\n{graph}")
         graph = run_pipeline(graph)
         entry.graph_str = str(graph)
-        entry.forward = Executor(graph)
+        fuse = self.backend != "eager"
+        entry.forward = Executor(graph, fuse=fuse)
         _log_fusion(entry.forward)
         if bwd_graph is not None:
             bwd_graph = run_pipeline(bwd_graph)
             entry.backward_graph_str = str(bwd_graph)
-            entry.backward = Executor(bwd_graph)
+            entry.backward = Executor(bwd_graph, fuse=fuse)
             _log_fusion(entry.backward)
         return entry
 

@@ -15,7 +15,7 @@ from ..runtime import cpu, kernel_cache
 from . import logs
 from .codegen.cpu import render_group
 from .ir import Graph, Value
-from .schedule import ExternStep, FusedGroup, ViewStep, schedule
+from .schedule import VIEW_OPS, ExternStep, FusedGroup, ViewStep, schedule
 
 
 class KernelInfo:
@@ -132,9 +132,11 @@ def _extern_runner(node):
 class Executor:
     """A compiled graph: call with input arrays, get output arrays."""
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, fuse: bool = True):
         self.graph = graph
-        self.steps = schedule(graph)
+        # fuse=False interprets the graph node by node with the eager kernels (backend="eager", check=True)
+        self.steps = schedule(graph) if fuse else [
+            ViewStep(n) if n.name in VIEW_OPS else ExternStep(n) for n in graph.nodes]
         self.kernels: list[KernelInfo] = []
         self._run = []
         fused_index = 0
@@ -155,8 +157,8 @@ class Executor:
         self.mutations = [(a.id, b.id) for a, b in graph.mutations]
         self.n_kernels = sum(1 for s in self.steps if not isinstance(s, ViewStep))
 
-    def __call__(self, arrays):
-        env = {}
+    def __call__(self, arrays, env=None):
+        env = {} if env is None else env
         for vid, a in zip(self.input_ids, arrays):
             env[vid] = a
         for vid, t in self.const:
@@ -166,3 +168,23 @@ class Executor:
         for src, dst in self.mutations:
             np.copyto(env[src], env[dst])
         return [env[i] for i in self.output_ids]
+
+
+def first_divergence(graph: Graph, arrays, rtol=1e-4, atol=1e-5):
+    """Run fused and node-by-node; the first node whose stored result differs, or None."""
+    import copy
+    fused_env, ref_env = {}, {}
+    # store every intermediate, so the report names the node and not just its group's output
+    probe = copy.copy(graph)
+    probe.outputs = list(graph.outputs) + [o for n in graph.nodes for o in n.outputs]
+    Executor(probe)([a.copy() for a in arrays], fused_env)
+    Executor(graph, fuse=False)([a.copy() for a in arrays], ref_env)
+    for node in graph.nodes:
+        for o in node.outputs:
+            if o.id in fused_env and o.id in ref_env:
+                a, b = np.asarray(fused_env[o.id]), np.asarray(ref_env[o.id])
+                if a.shape != b.shape or not np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True):
+                    err = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.shape == b.shape \
+                        else float("nan")
+                    return node, err
+    return None
