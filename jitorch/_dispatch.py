@@ -19,6 +19,12 @@ _state = grad_mode._state
 _tracer = None
 
 
+def note_random_draw() -> None:
+    """Random ops call this: a capture cannot replay a draw it did not record."""
+    if _tracer is not None:
+        _tracer.record_break("random number draw", "random op")
+
+
 def set_tracer(tracer):
     """Install (or, with None, remove) the recorder that sees every op; returns the previous one."""
     global _tracer

@@ -259,3 +259,30 @@ def test_check_mode_reports_first_divergent_node(monkeypatch):
     monkeypatch.setattr(tanh_node.op, "template", lambda d: "({0} * 0)")
     with pytest.warns(RuntimeWarning, match="diverge first at node tanh"):
         f._check(entry, [x, w, b])
+
+
+def test_random_draw_and_hidden_writes_fall_back_to_eager():
+    def noisy(x):
+        return x + J.rand(x.shape)
+
+    cf = J.compile(noisy)
+    x = J.zeros(4)
+    J.manual_seed(3)
+    a = cf(x)
+    J.manual_seed(3)
+    b = noisy(x)
+    assert a.tolist() == b.tolist()
+    c = cf(x)
+    assert c.tolist() != a.tolist()  # a fresh draw on every call, as eager
+    assert next(iter(cf.entries.values())).breaks[0].category == "random op"
+
+    def hidden(x):
+        x._data[...] += 1  # bypasses the ops the graph records
+        x._version[0] += 1
+        return x * 2
+
+    ch = J.compile(hidden)
+    y = J.zeros(2)
+    ch(y)
+    ch(y)
+    assert y.tolist() == [2.0, 2.0]

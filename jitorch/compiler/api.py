@@ -206,6 +206,7 @@ class CompiledFunction:
             out = self.fn(*args, **kwargs)
         leaves = []
         entry.out_spec = _flatten(out, leaves)
+        graph = tracer.finish(leaves)  # may still find a break (writes the graph cannot see)
         entry.breaks = tracer.breaks
         entry.first_result = out  # the capture call's eager result is this call's answer
         if entry.breaks:
@@ -219,7 +220,6 @@ class CompiledFunction:
         entry.n_user_outputs = len(leaves)
         diff_in = [k for k, t in enumerate(inputs) if t._requires_grad] if grad_mode.is_grad_enabled() else []
         diff_out = [o for o in leaves if o._requires_grad]
-        graph = tracer.finish(leaves)
         entry.effects = [(spec, kw, len(vals)) for spec, kw, vals in tracer.effects]
         for _, _, vals in tracer.effects:
             graph.outputs.extend(vals)

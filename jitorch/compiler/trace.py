@@ -39,7 +39,8 @@ _HINTS = {
     "data-dependent shape": "the output shape depends on tensor values; compute it outside the compiled function",
     "conversion to Python/NumPy": "return the tensor and convert it outside the compiled function",
     "unsupported op": "this op has no graph lowering yet",
-    "unsupported mutation": "in-place writes into views of traced tensors are run eagerly",
+    "unsupported mutation": "this in-place write cannot be captured; the function runs eagerly",
+    "random op": "random draws inside a compiled function are not captured yet; the function runs eagerly",
 }
 
 
@@ -64,6 +65,8 @@ class Tracer:
         self._input_ids: set[int] = set()
         self._origins: dict[int, Value] = {}  # tensor id -> its value when it entered the graph
         self.effects: list = []  # deferred prints: (flatten spec, kwargs, [Values])
+        self._versions: dict[int, int] = {}  # tensor id -> version when it entered the graph
+        self._recorded_writes: dict[int, int] = {}  # tensor id -> in-place writes the graph recorded
 
     # -- values -------------------------------------------------------------------------------
     def bind_input(self, t: Tensor, name: str | None = None) -> Value:
@@ -71,6 +74,7 @@ class Tracer:
         self._values[id(t)] = (v, t)
         self._input_ids.add(id(t))
         self._origins[id(t)] = v
+        self._versions[id(t)] = t._version[0]
         return v
 
     def value_of(self, t: Tensor) -> Value:
@@ -81,6 +85,7 @@ class Tracer:
         v = self.graph.add_constant(t.detach())
         self._values[id(t)] = (v, t)
         self._origins[id(t)] = v
+        self._versions[id(t)] = t._version[0]
         return v
 
     def has(self, t: Tensor) -> bool:
@@ -106,7 +111,12 @@ class Tracer:
         ins = [self._operand(a) for a in args]
         node = self.graph.add_node(op, ins, {}, [(tuple(result.shape), result.dtype, result.device)],
                                    meta={"compute": compute, "where": user_frame()})
+        if mutates is not None:
+            self._count_write(mutates)
         self._bind_result(result, node.outputs[0])
+
+    def _count_write(self, t: Tensor) -> None:
+        self._recorded_writes[id(t)] = self._recorded_writes.get(id(t), 0) + 1
 
     def on_apply(self, op, inputs, attrs, outs, view_of) -> None:
         ins = [self._operand(t) if t is not None else None for t in inputs]
@@ -128,6 +138,7 @@ class Tracer:
             s = n.outputs[0]
         node = self.graph.add_node(TO_COPY, [s], {}, [(tuple(dst.shape), dst.dtype, dst.device)],
                                    meta={"compute": src.dtype, "where": user_frame()})
+        self._count_write(dst)
         self._bind_result(dst, node.outputs[0])
 
     def _is_view_of_graph_value(self, t: Tensor) -> bool:
@@ -160,6 +171,13 @@ class Tracer:
         """Mark graph outputs and the in-place updates of inputs to write back."""
         g = self.graph
         g.outputs = [self._operand(o) for o in outputs]
+        for tid, before in self._versions.items():
+            t = self._values[tid][1]
+            if t._version[0] - before > self._recorded_writes.get(tid, 0):
+                # written by code the graph cannot see (e.g. a kernel called on ._data directly)
+                self.record_break(f"a traced tensor of shape {list(t.shape)} was modified outside the "
+                                  "recorded ops", "unsupported mutation")
+                break
         for tid, origin in self._origins.items():
             current = self._values[tid][0]
             if current is not origin:

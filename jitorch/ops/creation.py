@@ -241,6 +241,8 @@ def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, out=None):
 
 # -- random -------------------------------------------------------------------------------------
 def _gen(generator):
+    from .._dispatch import note_random_draw
+    note_random_draw()
     return generator if generator is not None else default_generator
 
 
