@@ -75,7 +75,7 @@ def __getattr__(name):
     # heavier subpackages load on first use to keep `import jitorch` fast
     import importlib
     if name in ("nn", "optim", "utils", "vision", "compiler", "jit", "onnx", "distributed", "hub", "cuda",
-                "testing", "linalg", "special", "fft"):
+                "testing", "linalg", "special", "fft", "backends"):
         return importlib.import_module(f"jitorch.{name}")
     if name == "compile":
         from .compiler import compile
