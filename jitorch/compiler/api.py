@@ -27,6 +27,7 @@ from .passes import run_pipeline
 from .trace import Tracer, tracing
 
 RECOMPILE_LIMIT = 8
+_MISSING = object()
 _ALL_COMPILED: list = []
 
 
@@ -103,6 +104,7 @@ class CompiledFunction:
         self.recompiles: list[str] = []
         self._warned_limit = False
         self._fallback = False
+        self._gnames = self._global_names()
         functools.update_wrapper(self, fn)
         _ALL_COMPILED.append(self)
 
@@ -123,7 +125,7 @@ class CompiledFunction:
                     names.append(f"{mname + '.' if mname else ''}{pname}")
         return tensors, (tuple(state), tuple(names))
 
-    def _globals_state(self):
+    def _global_names(self):
         fn = self.fn
         code = getattr(fn, "__code__", None)
         if code is None:
@@ -132,23 +134,30 @@ class CompiledFunction:
             glb = getattr(fwd, "__globals__", {})
         else:
             glb = fn.__globals__
-        if code is None:
-            return ()
-        return tuple((n, glb[n]) for n in code.co_names if n in glb and _simple(glb[n]))
+        names = tuple(code.co_names) if code is not None else ()
+        return names, glb
 
-    def _key(self, leaves, spec, mod_state):
-        tensor_part = tuple((tuple(t.shape), t.dtype, t._requires_grad) for t in leaves)
-        return (tensor_part, _spec_key(spec), grad_mode.is_grad_enabled(), mod_state, self._globals_state())
+    def _globals_state(self):
+        names, glb = self._gnames
+        # only names bound to simple values matter; modules and functions are not guarded
+        return tuple((n, v) for n in names if _simple(v := glb.get(n, _MISSING)))
+
+    def _key(self, leaves, spec_key, mod_state):
+        tensor_part = tuple((t._data.shape, t._dtype, t._requires_grad) for t in leaves)
+        return (tensor_part, spec_key, grad_mode._state.grad_enabled, mod_state, self._globals_state())
 
     # -- calling -------------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         if self._fallback:
             return self.fn(*args, **kwargs)
-        leaves = []
-        spec = _flatten((args, kwargs), leaves)
+        if not kwargs and all(a.__class__ is Tensor for a in args):
+            leaves, spec_key = list(args), len(args)  # the common case: tensors only, no nesting
+        else:
+            leaves = []
+            spec_key = _spec_key(_flatten((args, kwargs), leaves))
         mod_tensors, mod_state = self._module_state()
-        inputs = leaves + list(mod_tensors)
-        key = self._key(inputs, spec, mod_state)
+        inputs = leaves + list(mod_tensors) if mod_tensors else leaves
+        key = self._key(inputs, spec_key, mod_state)
         entry = self.entries.get(key)
         if entry is None:
             if len(self.entries) >= RECOMPILE_LIMIT:
@@ -218,6 +227,7 @@ class CompiledFunction:
                                    f"{b.reason}. Hint: {b.hint}")
             return entry
         entry.n_user_outputs = len(leaves)
+        entry.out_dtypes = [t.dtype for t in leaves]
         diff_in = [k for k, t in enumerate(inputs) if t._requires_grad] if grad_mode.is_grad_enabled() else []
         diff_out = [o for o in leaves if o._requires_grad]
         entry.effects = [(spec, kw, len(vals)) for spec, kw, vals in tracer.effects]
@@ -267,7 +277,7 @@ class CompiledFunction:
         else:
             res = entry.forward(arrays)
             n = entry.n_user_outputs
-            outs = [wrap(a, _dt(a)) for a in res[:n]]
+            outs = [wrap(a, dt) for a, dt in zip(res, entry.out_dtypes)]
             effect_arrays = res[n:n + entry.n_effect_outputs]
         if entry.effects:
             _replay_prints(entry.effects, effect_arrays)
