@@ -303,6 +303,7 @@ class _BackwardTracer(Tracer):
         super().__init__()
         self.fwd = fwd
         self.saved_from_forward = []
+        self._saved_inputs = {}  # forward value id -> backward input
         self.grad_present = []
 
     def value_of(self, t):
@@ -311,9 +312,12 @@ class _BackwardTracer(Tracer):
             return entry[0]
         fentry = self.fwd._values.get(id(t))
         if fentry is not None and fentry[1] is t:
-            v = self.graph.add_input(t.shape, t.dtype, t.device, name="saved")
+            v = self._saved_inputs.get(fentry[0].id)
+            if v is None:  # each forward value is saved once, however many aliases reach it
+                v = self.graph.add_input(t.shape, t.dtype, t.device, name="saved")
+                self._saved_inputs[fentry[0].id] = v
+                self.saved_from_forward.append(fentry[0])
             self._values[id(t)] = (v, t)
-            self.saved_from_forward.append(fentry[0])
             return v
         return super().value_of(t)
 

@@ -19,7 +19,7 @@ def _in_shape(c):
 # -- primitives --------------------------------------------------------------------------------
 RESHAPE = kernel_op("reshape", vjp=lambda c, g: (g.reshape(_in_shape(c)),), saves="none",
                     node_name="ViewBackward0")
-PERMUTE = kernel_op("permute", vjp=lambda c, g: (g.permute(tuple(np.argsort(c.attrs["dims"]))),),
+PERMUTE = kernel_op("permute", vjp=lambda c, g: (g.permute(tuple(int(d) for d in np.argsort(c.attrs["dims"]))),),
                     saves="none")
 EXPAND = kernel_op("expand", vjp=lambda c, g: (g.sum_to_size(_in_shape(c)),), saves="none")
 SLICE = kernel_op("slice", vjp=lambda c, g: (_slice_backward(g, _in_shape(c), c.attrs["index"]),),
