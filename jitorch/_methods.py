@@ -133,7 +133,7 @@ for _name, _op in (("__eq__", E.EQ), ("__ne__", E.NE), ("__lt__", E.LT), ("__le_
     _bind(_name, _cmp(_op))
 for _name, _op in (("__rand__", E.BITWISE_AND), ("__ror__", E.BITWISE_OR), ("__rxor__", E.BITWISE_XOR)):
     _bind(_name, (lambda op: lambda self, other: _ew(op, other, self))(_op))
-Tensor.__hash__ = lambda self: id(self)
+Tensor.__hash__ = object.__hash__  # identity hash (defining __eq__ removed it)
 
 
 # -- in-place operators ------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import _dispatch
 from .. import _dtype as D
-from .._dispatch import _check_inplace, _record, _state, elementwise
+from .._dispatch import _check_inplace, _record, _snapshot, _state, elementwise
 from .._tensor import Tensor, wrap
 from ..runtime import cpu
 from ..runtime.device import Device, canonical
@@ -13,6 +13,8 @@ from .registry import elementwise as ew
 
 TO_COPY = ew("to_copy", 1, "{0}", lambda c, g: (g,), saves="none", node_name="ToCopyBackward0")
 CLONE = ew("clone", 1, "{0}", lambda c, g: (g,), saves="none")
+# history of ``dst.copy_(src)``: the overwritten value gets a zero gradient, src gets the gradient
+COPY_INTO = ew("copy_into", 2, "{1}", lambda c, g: (g * 0, g), saves="none", node_name="CopyBackwards")
 
 
 def _cast(x: Tensor, dt: D.dtype) -> Tensor:
@@ -32,10 +34,10 @@ def _parse_to_args(args, kwargs):
     kwargs.pop("non_blocking", None)
     kwargs.pop("memory_format", None)
     for a in args:
-        if isinstance(a, D.dtype) or a in (float, int, bool):
-            dtype = a
-        elif isinstance(a, Tensor):
+        if isinstance(a, Tensor):  # first: `in` on a tensor would compare elementwise
             dtype, device = a.dtype, a.device
+        elif isinstance(a, D.dtype) or a is float or a is int or a is bool:
+            dtype = a
         elif isinstance(a, (str, Device)):
             device = a
         elif isinstance(a, bool):
@@ -86,17 +88,14 @@ def copy_(self: Tensor, src, non_blocking: bool = False) -> Tensor:
     needs = _state.grad_enabled and (src._requires_grad or self._requires_grad)
     if needs:
         _check_inplace(self)
+        old = _snapshot(self)
     if _dispatch._tracer is not None:
         _dispatch._tracer.on_copy(self, src)
     cpu.run_elementwise(TO_COPY, [src._data], src.dtype, self._dtype.numpy_dtype, self._data.shape,
                         out=self._data)
     self._version[0] += 1
     if needs and self._dtype.is_floating_point:
-        if src._requires_grad:
-            _record(TO_COPY, (src,), (self,), None, in_place=True)
-        else:
-            self._grad_fn = None
-            self._requires_grad = self._requires_grad and self._grad_fn is not None
+        _record(COPY_INTO, (old, src), (self,), None, in_place=True)
     return self
 
 
