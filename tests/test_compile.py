@@ -286,3 +286,28 @@ def test_random_draw_and_hidden_writes_fall_back_to_eager():
     ch(y)
     ch(y)
     assert y.tolist() == [2.0, 2.0]
+
+
+def test_compiled_module_shares_state_updates_buffers_and_guards_training():
+    import copy
+
+    import jitorch.nn as nn
+    J.manual_seed(0)
+    ref = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+    mod = copy.deepcopy(ref)
+    cm = J.compile(mod)
+    assert cm.state_dict().keys() == mod.state_dict().keys()
+    for _ in range(3):
+        x = J.randn(5, 8)
+        y_ref, y = ref(x), cm(x)
+        _close(y, y_ref)
+        _close(mod[1].running_mean, ref[1].running_mean)
+        y_ref.sum().backward()
+        y.sum().backward()
+        _close(mod[0].weight.grad, ref[0].weight.grad, rtol=1e-5)
+    assert int(mod[1].num_batches_tracked) == 3
+    cm.eval()
+    ref.eval()
+    x = J.randn(5, 8)
+    _close(cm(x), ref(x))
+    assert "self.training: True -> False" in cm._compiled.recompiles[-1]

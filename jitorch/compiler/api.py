@@ -118,7 +118,8 @@ class CompiledFunction:
         state = []
         for mname, sub in m.named_modules():
             state.append((mname, sub.training, tuple(sorted(
-                (k, v) for k, v in sub.__dict__.items() if _simple(v) and not k.startswith("_")))))
+                (k, v) for k, v in sub.__dict__.items() if _simple(v) and not k.startswith("_")
+                and k != "training"))))
             for pname, p in list(sub._parameters.items()) + list(sub._buffers.items()):
                 if p is not None:
                     tensors.append(p)
