@@ -10,6 +10,7 @@ import numpy as np
 from .. import _dtype as D
 from .._dispatch import apply
 from .._tensor import Tensor
+from ..runtime import blas
 from .registry import impl, kernel_op
 
 
@@ -29,8 +30,8 @@ MATMUL = kernel_op("matmul", nin=2, vjp=_matmul_vjp, node_name="MmBackward0")
 @impl("matmul")
 def _matmul_cpu(a, b):
     if a.dtype == np.float16:  # BLAS has no half: compute in float32
-        return np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(np.float16)
-    return np.matmul(a, b)
+        return blas.matmul(a.astype(np.float32), b.astype(np.float32)).astype(np.float16)
+    return blas.matmul(a, b)
 
 
 def _check(a, b, name):
