@@ -19,6 +19,35 @@ _state = grad_mode._state
 _tracer = None
 
 
+def replayable_random(fn):
+    """Mark a random op whose tensor arguments are only its target (fills) or none (creation).
+
+    While a function is captured, calling it records a graph node that calls
+    ``fn`` again with the same arguments at run time, so every compiled call
+    draws fresh numbers from the same generator in the same order as eager.
+    """
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        tracer = _tracer
+        if tracer is None:
+            return fn(*args, **kwargs)
+        target = args[0] if args and isinstance(args[0], Tensor) else None
+        others = list(args[1:] if target is not None else args) + list(kwargs.values())
+        if any(isinstance(a, Tensor) for a in others):
+            return fn(*args, **kwargs)  # tensor-valued parameters: note_random_draw breaks the graph
+        set_tracer(None)
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            set_tracer(tracer)
+        tracer.on_random(fn, args, kwargs, result, target)
+        return result
+
+    return wrapper
+
+
 def note_random_draw() -> None:
     """Random ops call this: a capture cannot replay a draw it did not record."""
     if _tracer is not None:
@@ -245,7 +274,8 @@ def _remember_fast(op, args, compute, odt, res_np):
 def _check_inplace(t: Tensor) -> None:
     if t._grad_fn is None and t._requires_grad and _state.grad_enabled:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-    if t._base is not None and t._base._requires_grad and t._grad_fn is None and _state.grad_enabled:
+    base = t._base
+    if base is not None and base._requires_grad and base._grad_fn is None and _state.grad_enabled:
         raise RuntimeError(
             "a view of a leaf Variable that requires grad is being used in an in-place operation.")
 
@@ -278,7 +308,12 @@ def _record_small(op, a, b, out):
     else:
         node = OpNode(op, (ea, None), (ra, False), None, ((a._data.shape, a._dtype), None))
     saves = op.saves
-    if saves != "none":
+    if saves == "cross":
+        # mul-like rules: d/da needs b and d/db needs a, so keep a only if b needs a gradient
+        bt = b.__class__ is Tensor or isinstance(b, Tensor)
+        node.saved = (SavedTensor(a) if bt and b._requires_grad else _Const(None),
+                      (SavedTensor(b) if ra else _Const(None)) if bt else _Const(b))
+    elif saves != "none":
         saved = ()
         if saves != "out":
             if b is _NO_OPERAND:
@@ -318,7 +353,10 @@ def _record(op, inputs, outputs, attrs, in_place=False):
             in_meta.append(None)
     node = OpNode(op, tuple(nexts), tuple(needs), attrs, tuple(in_meta))
     saves = op.saves
-    if saves != "none":
+    if saves == "cross":
+        node.saved = [(SavedTensor(x) if any(n for j, n in enumerate(needs) if j != k) else _Const(None))
+                      if isinstance(x, Tensor) else _Const(x) for k, x in enumerate(inputs)]
+    elif saves != "none":
         saved = []
         if saves == "inputs" or saves == "both":
             for x in inputs:

@@ -193,6 +193,15 @@ def result_type(*operands) -> dtype:
     return out
 
 
+_TYPE_WORDS = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+               "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+def type_word(d: dtype) -> str:
+    """The name torch's error messages use for a dtype (``Long`` for int64...)."""
+    return _TYPE_WORDS[d.name]
+
+
 def can_cast(from_: dtype, to: dtype) -> bool:
     """torch.can_cast: same-kind rule (no float->int, no non-bool->bool)."""
     return from_.category <= to.category

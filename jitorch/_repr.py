@@ -22,58 +22,62 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
 
 
 class _Formatter:
-    def __init__(self, values: np.ndarray, floating: bool):
+    """Column width and notation shared by every element, chosen the way torch chooses them.
+
+    Floating tensors look only at their finite non-zero values: all integral -> ``1.`` style,
+    a spread over 1000x or values beyond 1e8 or below 1e-4 -> scientific, else fixed point.
+    """
+
+    def __init__(self, values: list, floating: bool):
         self.floating = floating
         self.int_mode = True
         self.sci = False
-        finite = values[np.isfinite(values)] if floating else values
+        self.width = 1
         prec = _PRINT["precision"]
         if not floating:
-            self.width = max((len(str(int(v))) for v in values.reshape(-1)), default=1)
+            self.width = max((len(str(v)) for v in values), default=1)
             return
-        nz = np.abs(finite[finite != 0]) if finite.size else finite
-        if finite.size:
-            self.int_mode = bool(np.all(np.ceil(finite) == finite))
-        if self.int_mode:
-            if nz.size and (nz.max() / nz.min() > 1000.0 or nz.max() > 1e8):
-                self.int_mode = False
-                self.sci = True
-            else:
-                self.width = max((len(f"{v:.0f}.") for v in finite.reshape(-1)), default=1)
-        else:
-            if nz.size and (nz.max() / nz.min() > 1000.0 or nz.max() > 1e8 or nz.min() < 1e-4):
-                self.sci = True
-            else:
-                self.width = max((len(f"{v:.{prec}f}") for v in finite.reshape(-1)), default=1)
+        nz = [v for v in values if v != 0 and np.isfinite(v)]
+        if not nz:
+            return
+        mags = [abs(v) for v in nz]
+        lo, hi = min(mags), max(mags)
+        self.int_mode = all(v == np.ceil(v) for v in nz)
+        self.sci = hi / lo > 1000.0 or hi > 1.0e8 or lo < 1.0e-4
         if _PRINT["sci_mode"] is not None:
-            self.sci = _PRINT["sci_mode"]
+            self.sci = bool(_PRINT["sci_mode"])
         if self.sci:
-            self.width = max((len(f"{v:.{prec}e}") for v in finite.reshape(-1)), default=1)
-        for v in values.reshape(-1):
-            if not np.isfinite(v):
-                self.width = max(self.width, len(self._raw(v)))
-
-    def _raw(self, v) -> str:
-        if not self.floating:
-            return str(int(v)) if not isinstance(v, (bool, np.bool_)) else str(bool(v))
-        if np.isnan(v):
-            return "nan"
-        if np.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        prec = _PRINT["precision"]
-        if self.sci:
-            return f"{v:.{prec}e}"
-        if self.int_mode:
-            return f"{v:.0f}."
-        return f"{v:.{prec}f}"
+            self.width = max(len(f"{v:.{prec}e}") for v in nz)
+        elif self.int_mode:
+            self.width = max(len(f"{v:.0f}") + 1 for v in nz)
+        else:
+            self.width = max(len(f"{v:.{prec}f}") for v in nz)
 
     def format(self, v) -> str:
-        return self._raw(v).rjust(self.width)
+        if not self.floating:
+            text = str(v)
+        elif self.sci:
+            text = f"{v:.{_PRINT['precision']}e}"
+        elif self.int_mode:
+            text = f"{v:.0f}" + ("" if np.isinf(v) or np.isnan(v) else ".")
+        else:
+            text = f"{v:.{_PRINT['precision']}f}"
+        return text.rjust(self.width)
 
 
-def _summarize(arr):
+def _edge_values(arr: np.ndarray, summarize: bool) -> list:
+    """The elements that get printed: all of them, or only the edge items of every dim."""
+    if not summarize or arr.ndim == 0:
+        return arr.reshape(-1).tolist()
     edge = _PRINT["edgeitems"]
-    return arr.size > _PRINT["threshold"]
+    n = arr.shape[0]
+    rows = range(n) if n <= 2 * edge else list(range(edge)) + list(range(n - edge, n))
+    if arr.ndim == 1:
+        return [arr[i].item() for i in rows]
+    out = []
+    for i in rows:
+        out.extend(_edge_values(arr[i], summarize))
+    return out
 
 
 def _fmt(arr, fmt, indent, summarize):
@@ -81,9 +85,11 @@ def _fmt(arr, fmt, indent, summarize):
     if arr.ndim == 0:
         return fmt.format(arr.item())
     if arr.ndim == 1:
-        items = [fmt.format(v) for v in arr]
-        if summarize and arr.shape[0] > 2 * edge:
-            items = items[:edge] + ["..."] + items[-edge:]
+        vals = arr.tolist()
+        if summarize and len(vals) > 2 * edge:
+            items = [fmt.format(v) for v in vals[:edge]] + [" ..."] + [fmt.format(v) for v in vals[-edge:]]
+        else:
+            items = [fmt.format(v) for v in vals]
         per_line = max(1, (_PRINT["linewidth"] - indent) // (fmt.width + 2))
         lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
         return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"
@@ -100,19 +106,11 @@ def tensor_repr(t) -> str:
     arr = t._data
     if arr.dtype == np.float16:
         arr = arr.astype(np.float32)
-    floating = t.dtype.is_floating_point
-    summarize = _summarize(arr)
+    summarize = arr.size > _PRINT["threshold"]
     if arr.size == 0:
         body = "[]"
     else:
-        if t.dtype is jitorch.bool:
-            fmt = _BoolFormatter()
-        else:
-            sample = arr
-            if summarize:
-                edge = _PRINT["edgeitems"]
-                sample = np.concatenate([arr.reshape(-1)[:edge], arr.reshape(-1)[-edge:]])
-            fmt = _Formatter(np.asarray(sample, dtype=np.float64 if floating else np.int64), floating)
+        fmt = _Formatter(_edge_values(arr, summarize), t.dtype.is_floating_point)
         body = _fmt(arr, fmt, len("tensor("), summarize)
     suffix = []
     if t.device.type != "cpu":
@@ -128,10 +126,3 @@ def tensor_repr(t) -> str:
         suffix.append("requires_grad=True")
     name = "Parameter containing:\ntensor(" if type(t).__name__ == "Parameter" else "tensor("
     return name + body + "".join(", " + s for s in suffix) + ")"
-
-
-class _BoolFormatter:
-    width = 5
-
-    def format(self, v) -> str:
-        return str(bool(v)).rjust(5)

@@ -19,16 +19,18 @@ def _numerical_jacobian(fn, inputs, idx, eps):
     if flat is None:
         raise GradcheckError("gradcheck needs contiguous inputs")
     cols = []
+
+    def evaluate():
+        # grad mode stays on: ``fn`` may itself differentiate (gradgradcheck's first_grad does)
+        return [o.detach().double()._data.reshape(-1).copy() for o in _as_tuple(fn(*inputs))
+                if isinstance(o, jitorch.Tensor)]
+
     for k in range(flat.size):
         orig = flat[k]
         flat[k] = orig + eps
-        with jitorch.no_grad():
-            plus = [o.detach().double()._data.reshape(-1).copy() for o in _as_tuple(fn(*inputs))
-                    if isinstance(o, jitorch.Tensor)]
+        plus = evaluate()
         flat[k] = orig - eps
-        with jitorch.no_grad():
-            minus = [o.detach().double()._data.reshape(-1).copy() for o in _as_tuple(fn(*inputs))
-                     if isinstance(o, jitorch.Tensor)]
+        minus = evaluate()
         flat[k] = orig
         cols.append(np.concatenate([(p - m) / (2 * eps) for p, m in zip(plus, minus)]))
     return np.stack(cols, axis=0) if cols else np.zeros((0, 0))
@@ -105,7 +107,8 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=
         o = _as_tuple(func(*ins))
         gs = jitorch.autograd.grad(o, [x for x in ins if isinstance(x, jitorch.Tensor) and x.requires_grad], gos,
                                    create_graph=True, allow_unused=True)
-        return tuple(g if g is not None else jitorch.zeros(()) for g in gs)
+        diff_ins = [x for x in ins if isinstance(x, jitorch.Tensor) and x.requires_grad]
+        return tuple(g if g is not None else jitorch.zeros_like(x) for g, x in zip(gs, diff_ins))
 
     del diff
     return gradcheck(first_grad, tuple(inputs) + tuple(grad_outputs), eps=eps, atol=atol, rtol=rtol,

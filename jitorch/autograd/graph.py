@@ -22,13 +22,14 @@ class RemovableHandle:
     _ids = itertools.count()
 
     def __init__(self, hooks: dict):
-        self._hooks_ref = weakref.ref(hooks) if hooks is not None else None
+        # a plain strong reference: built-in dicts cannot be weakly referenced, and the
+        # handle keeps alive only the (small) hook table, never the tensor or node
+        self._hooks = hooks
         self.id = next(RemovableHandle._ids)
 
     def remove(self) -> None:
-        hooks = self._hooks_ref() if self._hooks_ref is not None else None
-        if hooks is not None:
-            hooks.pop(self.id, None)
+        if self._hooks is not None:
+            self._hooks.pop(self.id, None)
 
     def __enter__(self):
         return self
@@ -197,7 +198,9 @@ class OpNode(Node):
         return self.op.backward(self, g)
 
     def release(self) -> None:
-        self.saved = None
+        # a node that saved nothing (add, sum, views) can run again, as in torch
+        if self.saved:
+            self.saved = None
 
 
 class AccumulateGrad(Node):

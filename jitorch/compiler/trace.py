@@ -125,6 +125,17 @@ class Tracer:
         for o, v in zip(outs, node.outputs):
             self._bind_result(o, v)
 
+    def on_random(self, fn, args, kwargs, result: Tensor, target: Tensor | None) -> None:
+        """A random op ran: record a node that runs it again, drawing fresh numbers each call."""
+        from ..ops.random import RANDOM_REPLAY
+        attrs = {"fn": fn, "args": args, "kwargs": kwargs, "shape": tuple(result.shape), "dtype": result.dtype,
+                 "fill": target is not None}
+        node = self.graph.add_node(RANDOM_REPLAY, [], attrs, [(tuple(result.shape), result.dtype, result.device)],
+                                   meta={"random": True, "effect": True, "where": user_frame()})
+        if target is not None:
+            self._count_write(target)
+        self._bind_result(result, node.outputs[0])
+
     def on_copy(self, dst: Tensor, src: Tensor) -> None:
         """``dst.copy_(src)``: dst now holds src cast and broadcast to its shape."""
         from ..ops.conversion import TO_COPY

@@ -6,8 +6,8 @@ import importlib
 import jitorch
 
 # (module, names bound both as jitorch.<name> and Tensor.<name>)
-_MODULES = ("jitorch.ops.shape_ops", "jitorch.ops.indexing", "jitorch.ops.sorting", "jitorch.ops.scan",
-            "jitorch.ops.einsum_op")
+_MODULES = ("jitorch.ops.shape_ops", "jitorch.ops.indexing", "jitorch.ops.sorting", "jitorch.ops.scan", "jitorch.ops.nn_ops",
+            "jitorch.ops.einsum_op", "jitorch.ops.random_fill")
 
 for _m in _MODULES:
     try:

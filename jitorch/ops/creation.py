@@ -8,6 +8,7 @@ import numpy as np
 from .. import _dtype as D
 from .._tensor import Tensor, wrap
 from ..runtime.device import canonical
+from .._dispatch import replayable_random
 from .random import default_generator
 
 
@@ -41,37 +42,37 @@ def _shape(size):
 
 
 def _infer_dtype(data) -> D.dtype:
-    """torch.tensor's inference: any float -> default float, all bool -> bool, else int64."""
-    kinds = set()
+    """torch.tensor's inference: Python bool/int/float are bool/int64/default float, NumPy scalars,
+    arrays and tensors keep their dtype, and all of them promote together."""
+    found = set()
 
     def walk(x):
         if isinstance(x, Tensor):
-            kinds.add(x.dtype)
-        elif isinstance(x, np.ndarray):
-            kinds.add(D.from_numpy(x.dtype))
+            found.add(x.dtype)
+        elif isinstance(x, (np.ndarray, np.generic)):
+            found.add(D.from_numpy(x.dtype))
         elif isinstance(x, (list, tuple)):
             for e in x:
                 walk(e)
-        elif isinstance(x, bool) or isinstance(x, np.bool_):
-            kinds.add(D.bool_)
+        elif isinstance(x, bool):
+            found.add(D.bool_)
         elif isinstance(x, numbers.Integral):
-            kinds.add(D.int64)
+            found.add(D.int64)
         elif isinstance(x, numbers.Real):
-            kinds.add(D.get_default_dtype())
+            found.add(D.get_default_dtype())
         elif isinstance(x, numbers.Complex):
             raise TypeError("complex tensors are not supported by jitorch")
         else:
             raise TypeError(f"Could not infer dtype of {type(x).__name__}")
 
     walk(data)
-    if not kinds:
+    if not found:
         return D.get_default_dtype()
-    if len(kinds) == 1:
-        return kinds.pop()
-    if any(k.is_floating_point for k in kinds):
-        fl = [k for k in kinds if k.is_floating_point]
-        return D.get_default_dtype() if all(k in (D.float32, D.float64) for k in fl) and len(fl) > 1 else fl[0]
-    return D.int64 if D.int64 in kinds else max(kinds, key=lambda k: k.itemsize)
+    dts = sorted(found, key=lambda d: d.name)  # promotion is order-free; sorted for determinism
+    dt = dts[0]
+    for d in dts[1:]:
+        dt = D.promote_types(dt, d)
+    return dt
 
 
 def _to_numpy_nested(data):
@@ -246,6 +247,7 @@ def _gen(generator):
     return generator if generator is not None else default_generator
 
 
+@replayable_random
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None):
     """Uniform samples on [0, 1)."""
     dt = _dt(dtype, D.get_default_dtype())
@@ -254,6 +256,7 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, ou
     return _finish(arr.astype(dt.numpy_dtype, copy=False), dt, device, requires_grad)
 
 
+@replayable_random
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None):
     """Standard normal samples."""
     dt = _dt(dtype, D.get_default_dtype())
@@ -267,8 +270,11 @@ def _float_only(name, dt):
         raise RuntimeError(f"\"{name}\" not implemented for '{dt.name}'")
 
 
+@replayable_random
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
     """Integers uniform on [low, high)."""
+    if size is None and isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     if size is None:
@@ -294,6 +300,7 @@ def randn_like(input, *, dtype=None, generator=None):
     return randn(*input.shape, dtype=dtype or input.dtype, generator=generator)
 
 
+@replayable_random
 def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False):
     """A random permutation of 0..n-1."""
     if n < 0:
@@ -302,6 +309,7 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False)
     return _finish(_gen(generator)._np.permutation(n).astype(dt.numpy_dtype), dt, device, requires_grad)
 
 
+@replayable_random
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
     g = _gen(generator)
     if isinstance(mean, Tensor) or isinstance(std, Tensor):

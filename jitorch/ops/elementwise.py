@@ -28,13 +28,16 @@ def _zero(ctx, g):
 # -- arithmetic -------------------------------------------------------------------
 ADD = ew("add", 2, "({0} + {1})", lambda c, g: (g, g), saves="none")
 SUB = ew("sub", 2, "({0} - {1})", lambda c, g: (g, -g), saves="none")
-MUL = ew("mul", 2, "({0} * {1})", lambda c, g: (g * c.b, g * c.a))
+MUL = ew("mul", 2, "({0} * {1})", lambda c, g: (g * c.b if c.needs_input_grad[0] else None,
+                                                 g * c.a if c.needs_input_grad[1] else None), saves="cross")
 DIV = ew("div", 2, "({0} / {1})", lambda c, g: (g / c.b, -g * c.a / (c.b * c.b)), dtype_rule="float")
 FLOOR_DIVIDE = ew("floor_divide", 2, "({0} // {1})")
 REMAINDER = ew("remainder", 2, "({0} % {1})",
                lambda c, g: (g, -g * J.floor_divide(c.a, c.b)))
-FMOD = ew("fmod", 2, "math.fmod({0}, {1})", lambda c, g: (g, -g * J.trunc(c.a / c.b)),
-          int_expr="(({0} - {1} * int({0} / {1})) if {1} != 0 else 0)")
+# numba has no math.fmod, and its integer np.fmod is wrong for negative operands: integers take
+# Python's % (sign of the divisor) and move the result to the sign of the dividend
+FMOD = ew("fmod", 2, "np.fmod({0}, {1})", lambda c, g: (g, -g * J.trunc(c.a / c.b)),
+          int_expr="(({0} % {1}) - {1} if ({0} % {1}) != 0 and (({0} % {1}) < 0) != ({0} < 0) else ({0} % {1}))")
 
 
 def _pow_vjp(c, g):
@@ -87,7 +90,8 @@ ATAN2 = ew("atan2", 2, "math.atan2({0}, {1})",
            dtype_rule="float")
 SINH = ew("sinh", 1, "math.sinh({0})", lambda c, g: (g * J.cosh(c.a),), dtype_rule="float")
 COSH = ew("cosh", 1, "math.cosh({0})", lambda c, g: (g * J.sinh(c.a),), dtype_rule="float")
-TANH = ew("tanh", 1, _f32_or("tanh32({0})", "math.tanh({0})"), lambda c, g: (g * (1 - c.out * c.out),),
+# copysign: tanh32 loses the sign of -0.
+TANH = ew("tanh", 1, _f32_or("math.copysign(tanh32({0}), {0})", "math.tanh({0})"), lambda c, g: (g * (1 - c.out * c.out),),
           dtype_rule="float", saves="out")
 ASINH = ew("asinh", 1, "math.asinh({0})", lambda c, g: (g * J.rsqrt(c.a * c.a + 1),), dtype_rule="float")
 ATANH = ew("atanh", 1, "math.atanh({0}) if abs({0}) < 1 else (math.copysign(math.inf, {0}) if abs({0}) == 1 else math.nan)",
@@ -96,7 +100,8 @@ ATANH = ew("atanh", 1, "math.atanh({0}) if abs({0}) < 1 else (math.copysign(math
 # -- activations ------------------------------------------------------------------------
 SIGMOID = ew("sigmoid", 1, _f32_or("sigmoid32({0})", "(1.0 / (1.0 + math.exp(-{0})))"),
              lambda c, g: (g * c.out * (1 - c.out),), dtype_rule="float", saves="out")
-RELU = ew("relu", 1, "({0} if {0} > 0 else {T}(0))", lambda c, g: (g * (c.out > 0),), saves="out")
+# keeps NaN and -0., like torch
+RELU = ew("relu", 1, "({T}(0) if {0} < 0 else {0})", lambda c, g: (g * (c.out > 0),), saves="out")
 SILU = ew("silu", 1, _f32_or("({0} * sigmoid32({0}))", "({0} / (1.0 + math.exp(-{0})))"),
           lambda c, g: (g * _silu_grad(c.a),), dtype_rule="float")
 GELU = ew("gelu", 1, "({T}(0.5) * {0} * ({T}(1) + math.erf({0} * {T}(0.7071067811865476))))",
@@ -139,19 +144,26 @@ def _gelu_tanh_grad(x):
 
 
 # -- rounding and sign ----------------------------------------------------------------------
-SIGN = ew("sign", 1, "({T}(1) if {0} > 0 else ({T}(-1) if {0} < 0 else {T}(0) * {0}))", _zero,
+# torch: sign(nan) == 0 and sign(-0.) == +0.
+SIGN = ew("sign", 1, "({T}(1) if {0} > 0 else ({T}(-1) if {0} < 0 else {T}(0)))", _zero,
           int_expr="((1 if {0} > 0 else (-1 if {0} < 0 else 0)))")
-FLOOR = ew("floor", 1, "math.floor({0})", _zero, int_expr="{0}")
-CEIL = ew("ceil", 1, "math.ceil({0})", _zero, int_expr="{0}")
+# np.floor & co. stay floating point; math.floor returns an int64 (garbage for nan and inf)
+FLOOR = ew("floor", 1, "np.floor({0})", _zero, int_expr="{0}")
+CEIL = ew("ceil", 1, "np.ceil({0})", _zero, int_expr="{0}")
 ROUND = ew("round", 1, "np.rint({0})", _zero, int_expr="{0}")
-TRUNC = ew("trunc", 1, "math.trunc({0})", _zero, int_expr="{0}")
-FRAC = ew("frac", 1, "({0} - math.trunc({0}))", lambda c, g: (g,), saves="none")
+TRUNC = ew("trunc", 1, "np.trunc({0})", _zero, int_expr="{0}")
+FRAC = ew("frac", 1, "({0} - np.trunc({0}))", lambda c, g: (g,), saves="none")
 
 # -- selection ------------------------------------------------------------------------------
 MAXIMUM = ew("maximum", 2, "({0} if {0} > {1} or {0} != {0} else {1})",
              lambda c, g: _minmax_grad(c, g, c.a > c.b))
 MINIMUM = ew("minimum", 2, "({0} if {0} < {1} or {0} != {0} else {1})",
              lambda c, g: _minmax_grad(c, g, c.a < c.b))
+# fmax/fmin ignore a NaN operand; at ties the whole gradient goes to the first operand (as in torch)
+FMAX = ew("fmax", 2, "({1} if {0} != {0} or {1} > {0} else {0})",
+          lambda c, g: _fminmax_grad(g, (c.a >= c.b) | J.isnan(c.b)))
+FMIN = ew("fmin", 2, "({1} if {0} != {0} or {1} < {0} else {0})",
+          lambda c, g: _fminmax_grad(g, (c.a <= c.b) | J.isnan(c.b)))
 CLAMP = ew("clamp", 3, "(min(max({0}, {1}), {2}) if {0} == {0} else {0})",
            lambda c, g: (g * ((c.a >= c.b) & (c.a <= c.inputs[2])),
                          g * (c.a < c.b) if c.needs_input_grad[1] else None,
@@ -168,6 +180,10 @@ ADDCDIV = ew("addcdiv", 4, "({0} + {3} * {1} / {2})",
 NAN_TO_NUM = ew("nan_to_num", 4, "({1} if {0} != {0} else ({2} if {0} == math.inf else ({3} if {0} == -math.inf else {0})))",
                 lambda c, g: (g * J.isfinite(c.a), None, None, None), int_expr="{0}")
 COPY = ew("copy", 1, "{0}", lambda c, g: (g,), saves="none", node_name="CloneBackward0")
+
+
+def _fminmax_grad(g, first):
+    return J.where(first, g, 0.0), J.where(first, 0.0, g)
 
 
 def _minmax_grad(c, g, wins):

@@ -43,9 +43,15 @@ def sub(input, other, *, alpha=1, out=None):
 
 
 def _check_bool_sub(a, b):
-    if getattr(a, "dtype", None) is D.bool_ and (getattr(b, "dtype", None) is D.bool_ or isinstance(b, bool)):
+    # torch refuses any bool operand (tensor or Python bool) in a subtraction
+    a_bool = isinstance(a, bool) or getattr(a, "dtype", None) is D.bool_
+    b_bool = isinstance(b, bool) or getattr(b, "dtype", None) is D.bool_
+    if a_bool and b_bool:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
                            "Use the `^` or `logical_xor()` operator instead.")
+    if a_bool or b_bool:
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
+                           "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
 
 
 def mul(input, other, *, out=None):
@@ -77,20 +83,30 @@ subtract = sub
 def floor_divide(input, other, *, out=None):
     b = _t(other)
     a = _t(input)
-    dt = D.result_type(a, b)
-    if not dt.is_floating_point:
-        bt = b if isinstance(b, Tensor) else None
-        if (bt is not None and bool((bt._data == 0).any())) or (bt is None and b == 0):
-            raise RuntimeError("ZeroDivisionError")
+    _check_int_zero_division(a, b)
     return _ew(E.FLOOR_DIVIDE, a, b, out=out)
 
 
+def _check_int_zero_division(a, b):
+    # integer kernels cannot signal; torch raises for an integer division by zero
+    if D.result_type(a, b).is_floating_point:
+        return
+    if (b._data == 0).any() if isinstance(b, Tensor) else b == 0:
+        raise RuntimeError("ZeroDivisionError")
+
+
 def remainder(input, other, *, out=None):
-    return _ew(E.REMAINDER, _t(input), _t(other), out=out)
+    """Python-style modulus: the result has the sign of ``other``."""
+    a, b = _t(input), _t(other)
+    _check_int_zero_division(a, b)
+    return _ew(E.REMAINDER, a, b, out=out)
 
 
 def fmod(input, other, *, out=None):
-    return _ew(E.FMOD, _t(input), _t(other), out=out)
+    """C-style modulus: the result has the sign of ``input``."""
+    a, b = _t(input), _t(other)
+    _check_int_zero_division(a, b)
+    return _ew(E.FMOD, a, b, out=out)
 
 
 def pow(input, exponent, *, out=None):
@@ -279,7 +295,7 @@ def where(condition, input=None, other=None, *, out=None):
         if condition.dtype is D.uint8:
             condition = condition.to(D.bool_)
         else:
-            raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {condition.dtype.name.capitalize()}")
+            raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {D.type_word(condition.dtype)}")
     input, other = _t(input), _t(other)
     return _ew(E.WHERE, condition, input, other, out=out, dtype=D.result_type(input, other))
 
@@ -307,8 +323,14 @@ def minimum(input, other, *, out=None):
     return _ew(E.MINIMUM, input, _t(other), out=out)
 
 
-fmax = maximum
-fmin = minimum
+def fmax(input, other, *, out=None):
+    """Elementwise maximum that ignores NaN (NaN only where both are NaN)."""
+    return _ew(E.FMAX, input, _t(other), out=out)
+
+
+def fmin(input, other, *, out=None):
+    """Elementwise minimum that ignores NaN (NaN only where both are NaN)."""
+    return _ew(E.FMIN, input, _t(other), out=out)
 
 
 def nan_to_num(input, nan=0.0, posinf=None, neginf=None, *, out=None):
@@ -356,3 +378,8 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     from .creation import from_numpy
     b = other._data if isinstance(other, Tensor) else other
     return from_numpy(np.isclose(input._data, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def result_type(tensor, other):
+    """The dtype an elementwise op on ``tensor`` and ``other`` computes in (``torch.result_type``)."""
+    return D.result_type(tensor, other)

@@ -68,3 +68,24 @@ def get_rng_state():
 
 def set_rng_state(state) -> None:
     default_generator.set_state(state)
+
+
+def _random_replay_impl(fn, args, kwargs, shape, dtype, fill):
+    """Run a random op again (at graph run time) and return the array it produced."""
+    from .._tensor import wrap
+    if fill:
+        import numpy as np
+        target = wrap(np.empty(shape, dtype.numpy_dtype), dtype)
+        fn(target, *args[1:], **kwargs)
+        return target._data
+    return fn(*args, **kwargs)._data
+
+
+def _register_replay():
+    from .registry import kernel_op
+    op = kernel_op("random_replay", differentiable=False)
+    op.impl["cpu"] = _random_replay_impl
+    return op
+
+
+RANDOM_REPLAY = _register_replay()

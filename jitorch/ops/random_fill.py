@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .. import _dtype as D
-from .._dispatch import _check_inplace, _state
+from .._dispatch import _check_inplace, _state, replayable_random
 from .._tensor import Tensor
 from .random import default_generator
 
@@ -48,6 +48,7 @@ def _need_float(t: Tensor, name: str) -> None:
         raise RuntimeError(f"\"{name}\" not implemented for '{t._type_name().replace('Tensor', '')}'")
 
 
+@replayable_random
 def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0, *, generator=None) -> Tensor:
     """Fill with samples from U(a, b).
 
@@ -64,6 +65,7 @@ def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0, *, generator=None) ->
     return _write(self, a + (b - a) * u)
 
 
+@replayable_random
 def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0, *, generator=None) -> Tensor:
     """Fill with samples from N(mean, std**2)."""
     _need_float(self, "normal_kernel_cpu")
@@ -73,6 +75,7 @@ def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0, *, generator=None
     return _write(self, float(mean) + float(std) * z)
 
 
+@replayable_random
 def bernoulli_(self: Tensor, p=0.5, *, generator=None) -> Tensor:
     """Fill with 1 with probability ``p`` (a float or a broadcastable tensor), else 0."""
     probs = p._data if isinstance(p, Tensor) else float(p)
@@ -82,6 +85,7 @@ def bernoulli_(self: Tensor, p=0.5, *, generator=None) -> Tensor:
     return _write(self, (u < probs).astype(self._dtype.numpy_dtype))
 
 
+@replayable_random
 def random_(self: Tensor, from_: int = 0, to: int | None = None, *, generator=None, **kwargs) -> Tensor:
     """Fill with integers uniform on [from, to); ``random_(to)`` means [0, to)."""
     if "from" in kwargs:
@@ -103,6 +107,7 @@ def random_(self: Tensor, from_: int = 0, to: int | None = None, *, generator=No
     return _write(self, vals.astype(self._dtype.numpy_dtype))
 
 
+@replayable_random
 def exponential_(self: Tensor, lambd: float = 1.0, *, generator=None) -> Tensor:
     """Fill with samples from the exponential distribution with rate ``lambd``."""
     _need_float(self, "exponential_cpu")
@@ -112,6 +117,7 @@ def exponential_(self: Tensor, lambd: float = 1.0, *, generator=None) -> Tensor:
     return _write(self, e / float(lambd))
 
 
+@replayable_random
 def geometric_(self: Tensor, p: float, *, generator=None) -> Tensor:
     """Fill with the number of Bernoulli(p) trials up to the first success (>= 1)."""
     if not 0 < p < 1:
@@ -119,6 +125,7 @@ def geometric_(self: Tensor, p: float, *, generator=None) -> Tensor:
     return _write(self, _rng(generator).geometric(p, size=self.shape).astype(self._dtype.numpy_dtype))
 
 
+@replayable_random
 def log_normal_(self: Tensor, mean: float = 1.0, std: float = 2.0, *, generator=None) -> Tensor:
     """Fill with ``exp(N(mean, std**2))`` samples."""
     _need_float(self, "log_normal_cpu")
@@ -128,6 +135,7 @@ def log_normal_(self: Tensor, mean: float = 1.0, std: float = 2.0, *, generator=
     return _write(self, np.exp(float(mean) + float(std) * z))
 
 
+@replayable_random
 def cauchy_(self: Tensor, median: float = 0.0, sigma: float = 1.0, *, generator=None) -> Tensor:
     """Fill with samples from the Cauchy distribution."""
     _need_float(self, "cauchy_cpu")

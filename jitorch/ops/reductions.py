@@ -239,7 +239,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
     if not input.dtype.is_floating_point:
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
-            f"dtype. Got: {input.dtype.name.capitalize()}")
+            f"dtype. Got: {D.type_word(input.dtype)}")
     n = _count(input, dim)
     return sum(input, dim, keepdim) / n if n else sum(input, dim, keepdim) * float("nan")
 
@@ -312,7 +312,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
     if not input.dtype.is_floating_point:
-        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {input.dtype.name.capitalize()}")
+        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {D.type_word(input.dtype)}")
     if p in ("fro", 2, 2.0, None):
         return sum(input * input, dim, keepdim).sqrt()
     if p == float("inf"):

@@ -82,7 +82,7 @@ class Op:
             inputs, out = [None] * len(node.in_meta), vals[0]
         elif self.saves == "both":
             inputs, out = vals[:-1], vals[-1]
-        elif self.saves == "inputs":
+        elif self.saves == "inputs" or self.saves == "cross":
             inputs, out = vals, None
         else:
             inputs, out = [None] * len(node.in_meta), None

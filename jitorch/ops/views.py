@@ -26,6 +26,7 @@ SLICE = kernel_op("slice", vjp=lambda c, g: (_slice_backward(g, _in_shape(c), c.
                   saves="none", node_name="SliceBackward0")
 AS_STRIDED = kernel_op("as_strided", vjp=lambda c, g: (_as_strided_backward(g, c),), saves="none")
 DIAGONAL = kernel_op("diagonal", vjp=lambda c, g: (_diagonal_backward(g, c),), saves="none")
+UNFOLD = kernel_op("unfold", vjp=lambda c, g: (_unfold_backward(g, c),), saves="none")
 
 
 @impl("reshape")
@@ -52,7 +53,9 @@ def _expand(x, shape):
 
 @impl("slice")
 def _slice(x, index):
-    return x[index]
+    out = x[index]
+    # all-int indexing gives a NumPy scalar (a copy): index with a trailing ... to keep a 0-d view
+    return out if isinstance(out, np.ndarray) else x[index + (Ellipsis,)]
 
 
 @impl("as_strided")
@@ -69,7 +72,20 @@ def _as_strided(x, size, stride, storage_offset):
 
 @impl("diagonal")
 def _diagonal(x, offset, dim1, dim2):
-    return np.diagonal(x, offset, dim1, dim2)
+    d = np.diagonal(x, offset, dim1, dim2)
+    if x.flags.writeable:
+        d.flags.writeable = True  # NumPy hands out a read-only view; torch's diagonal is writable
+    return d
+
+
+@impl("unfold")
+def _unfold(x, dim, size, step):
+    if x.ndim == 0:
+        return x.reshape(1)
+    n = (x.shape[dim] - size) // step + 1
+    shape = x.shape[:dim] + (n,) + x.shape[dim + 1:] + (size,)
+    strides = x.strides[:dim] + (x.strides[dim] * step,) + x.strides[dim + 1:] + (x.strides[dim],)
+    return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=x.flags.writeable)
 
 
 # backward helpers: a zero tensor with the gradient written into the viewed region
@@ -97,6 +113,29 @@ def _as_strided_backward_impl(g, shape, size, stride, storage_offset):
         idx = idx + (np.arange(sz) * st).reshape(shp)
     np.add.at(out, idx.reshape(-1), g.reshape(-1))
     return out.reshape(shape)
+
+
+UNFOLD_BACKWARD = kernel_op("unfold_backward", saves="none", vjp=lambda c, g: (
+    unfold(g, c.attrs["dim"], c.attrs["size"], c.attrs["step"]) if len(c.attrs["shape"]) else g.reshape(()),))
+
+
+@impl("unfold_backward")
+def _unfold_backward_impl(g, shape, dim, size, step):
+    # every window adds its gradient back onto the elements it covers (windows may overlap)
+    out = np.zeros(shape, dtype=g.dtype)
+    if len(shape) == 0:
+        return g.reshape(())
+    for k in range(g.shape[dim]):
+        window = np.moveaxis(np.take(g, k, axis=dim), -1, dim)
+        index = (slice(None),) * dim + (slice(k * step, k * step + size),)
+        out[index] += window
+    return out
+
+
+def _unfold_backward(g, c):
+    a = c.attrs
+    return apply(UNFOLD_BACKWARD, [g], {"shape": _in_shape(c), "dim": a["dim"], "size": a["size"],
+                                        "step": a["step"]})
 
 
 def _slice_backward(g, shape, index):
@@ -340,12 +379,7 @@ def unfold(input: Tensor, dimension: int, size: int, step: int) -> Tensor:
         raise RuntimeError(f"maximum size for tensor at dimension {d} is {length} but size is {size}")
     if step <= 0:
         raise RuntimeError(f"step is {step} but must be > 0")
-    n = (length - size) // step + 1
-    st = list(input.stride())
-    shp = list(input.shape)
-    new_size = shp[:d] + [n] + shp[d + 1:] + [size]
-    new_stride = st[:d] + [st[d] * step] + st[d + 1:] + [st[d] if nd else 1]
-    return as_strided(input, tuple(new_size), tuple(new_stride), input.storage_offset())
+    return apply(UNFOLD, [input], {"dim": d, "size": int(size), "step": int(step)}, view_of=input)
 
 
 def as_strided(input: Tensor, size, stride, storage_offset=None) -> Tensor:

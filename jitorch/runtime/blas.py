@@ -61,6 +61,10 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if _setter is not None:
         flops = a.shape[-2] * a.shape[-1] * b.shape[-1] * max(1, a.size // max(1, a.shape[-2] * a.shape[-1]))
         set_threads(1 if flops < SINGLE_THREAD_FLOPS else _max_threads)
+    if a.ndim > 2 and not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)  # a batched strided operand makes NumPy leave BLAS for a slow loop
+    if b.ndim > 2 and not b.flags.c_contiguous:
+        b = np.ascontiguousarray(b)
     return np.matmul(a, b)
 
 

@@ -1,0 +1,181 @@
+"""Registry primitives that ``nn.functional`` needs and that are not compositions of others.
+
+Each one is torch's own aten op with its derivative rule written with jitorch ops:
+- ``embedding`` / ``embedding_backward``: row gather and its scatter-add (each the other's derivative);
+- ``nll_gather`` / ``nll_scatter``: ``-w[t] * x[n, t]`` per target (ignore_index -> 0) and its adjoint;
+- ``binary_cross_entropy``: elementwise, with torch's clamp of the logs at -100 and its exact backward;
+- ``pad_constant`` and ``pad_gather`` / ``pad_scatter``: padding by a constant, and padding by per-dim
+  index maps (reflect, replicate, circular) with its scatter-add adjoint.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .._dispatch import apply
+from ..ops.registry import elementwise as ew
+from ..ops.registry import impl, kernel_op
+
+
+# -- embedding ----------------------------------------------------------------------------------------
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _scatter_rows(g2d, idx, padding_idx, out):
+    for i in range(idx.size):
+        r = idx[i]
+        if r != padding_idx:
+            for j in range(g2d.shape[1]):
+                out[r, j] += g2d[i, j]
+
+
+EMBEDDING = kernel_op("embedding", nin=2, saves="inputs",
+                      vjp=lambda c, g: (embedding_backward(g, c.inputs[1], c.in_meta[0][0][0],
+                                                           c.attrs["padding_idx"]), None))
+EMBEDDING_BACKWARD = kernel_op(
+    "embedding_backward", nin=2, saves="inputs",
+    vjp=lambda c, g: (embedding_rows(g, c.inputs[1], c.attrs["padding_idx"]), None),
+    node_name="EmbeddingBackwardBackward0")
+
+
+@impl("embedding")
+def _embedding_impl(weight, indices, padding_idx):
+    return np.take(weight, indices, axis=0)
+
+
+@impl("embedding_backward")
+def _embedding_backward_impl(grad, indices, num_weights, padding_idx):
+    dim = grad.shape[-1]
+    acc_dt = np.float32 if grad.dtype == np.float16 else grad.dtype
+    out = np.zeros((num_weights, dim), dtype=acc_dt)
+    g2d = np.ascontiguousarray(grad.reshape(-1, dim), dtype=acc_dt)
+    idx = np.ascontiguousarray(indices.reshape(-1), dtype=np.int64)
+    _scatter_rows(g2d, idx, -1 if padding_idx is None else padding_idx, out)
+    return out.astype(grad.dtype, copy=False)
+
+
+def embedding_rows(weight, indices, padding_idx=None):
+    """``weight[indices]`` (rows); the gradient skips row ``padding_idx``."""
+    return apply(EMBEDDING, [weight, indices], {"padding_idx": padding_idx})
+
+
+def embedding_backward(grad, indices, num_weights: int, padding_idx=None):
+    return apply(EMBEDDING_BACKWARD, [grad, indices], {"num_weights": num_weights, "padding_idx": padding_idx})
+
+
+# -- negative log likelihood ----------------------------------------------------------------------------
+def _nll_gather_vjp(c, g):
+    return (nll_scatter(g, c.inputs[1], c.inputs[2], c.in_meta[0][0], c.attrs["ignore_index"]), None, None)
+
+
+def _nll_scatter_vjp(c, g):
+    return (nll_gather(g, c.inputs[1], c.inputs[2], c.attrs["ignore_index"]), None, None)
+
+
+NLL_GATHER = kernel_op("nll_gather", nin=3, vjp=_nll_gather_vjp, node_name="NllLossBackward0")
+NLL_SCATTER = kernel_op("nll_scatter", nin=3, vjp=_nll_scatter_vjp, node_name="NllLossBackwardBackward0")
+
+
+def _safe_targets(target, ignore_index):
+    keep = target != ignore_index
+    return np.where(keep, target, 0), keep
+
+
+@impl("nll_gather")
+def _nll_gather_impl(x, target, weight, ignore_index):
+    # x: (N, C, K), target: (N, K), weight: (C,) or None -> (N, K)
+    t, keep = _safe_targets(target, ignore_index)
+    picked = np.take_along_axis(x, t[:, None, :], axis=1)[:, 0, :]
+    w = weight[t].astype(x.dtype, copy=False) if weight is not None else 1
+    return np.where(keep, -(w * picked), 0).astype(x.dtype, copy=False)
+
+
+@impl("nll_scatter")
+def _nll_scatter_impl(g, target, weight, shape, ignore_index):
+    # g: (N, K) -> (N, C, K) holding -w[t] * g at the target class
+    t, keep = _safe_targets(target, ignore_index)
+    w = weight[t].astype(g.dtype, copy=False) if weight is not None else 1
+    vals = np.where(keep, -(w * g), 0).astype(g.dtype, copy=False)
+    out = np.zeros(shape, dtype=g.dtype)
+    np.put_along_axis(out, t[:, None, :], vals[:, None, :], axis=1)
+    return out
+
+
+def nll_gather(x, target, weight, ignore_index: int):
+    """Per-target loss ``-weight[t] * x[n, t, k]`` of a (N, C, K) input and (N, K) targets."""
+    return apply(NLL_GATHER, [x, target, weight], {"ignore_index": ignore_index})
+
+
+def nll_scatter(g, target, weight, shape, ignore_index: int):
+    return apply(NLL_SCATTER, [g, target, weight], {"shape": tuple(shape), "ignore_index": ignore_index})
+
+
+# -- binary cross entropy ---------------------------------------------------------------------------------
+def _bce_vjp(c, g):
+    import jitorch as J
+    x, t = c.inputs
+    gx = gt = None
+    if c.needs_input_grad[0]:
+        gx = g * (x - t) / J.clamp((1 - x) * x, min=1e-12)
+    if c.needs_input_grad[1]:
+        gt = g * (J.clamp(J.log1p(-x), min=-100.0) - J.clamp(J.log(x), min=-100.0))
+    return gx, gt
+
+
+BINARY_CROSS_ENTROPY = ew(
+    "binary_cross_entropy", 2,
+    "(({1} - {T}(1)) * max(math.log1p(-{0}) if {0} < 1 else -math.inf, {T}(-100))"
+    " - {1} * max(math.log({0}) if {0} > 0 else -math.inf, {T}(-100)))",
+    _bce_vjp, dtype_rule="float")
+
+
+# -- padding ------------------------------------------------------------------------------------------------
+def _pad_constant_vjp(c, g):
+    from ..ops.views import basic_index
+    return (basic_index(g, c.attrs["region"]),)
+
+
+PAD_CONSTANT = kernel_op("pad_constant", vjp=_pad_constant_vjp, saves="none", node_name="ConstantPadNdBackward0")
+
+
+@impl("pad_constant")
+def _pad_constant_impl(x, widths, value, region):
+    return np.pad(x, widths, mode="constant", constant_values=value)
+
+
+def pad_constant(x, widths, value):
+    """Pad with ``value``; ``widths`` is a non-negative (before, after) pair per dim."""
+    region = tuple(slice(b, b + n) for (b, _), n in zip(widths, x.shape))
+    return apply(PAD_CONSTANT, [x], {"widths": tuple(widths), "value": value, "region": region})
+
+
+PAD_GATHER = kernel_op("pad_gather", saves="none", node_name="ReflectionPadBackward0",
+                       vjp=lambda c, g: (pad_scatter(g, c.attrs["maps"], c.in_meta[0][0]),))
+PAD_SCATTER = kernel_op("pad_scatter", saves="none",
+                        vjp=lambda c, g: (pad_gather(g, c.attrs["maps"]),))
+
+
+@impl("pad_gather")
+def _pad_gather_impl(x, maps):
+    for d, idx in maps:
+        x = np.take(x, idx, axis=d)
+    return np.ascontiguousarray(x)
+
+
+@impl("pad_scatter")
+def _pad_scatter_impl(g, maps, shape):
+    sizes = list(g.shape)
+    for d, idx in reversed(maps):
+        sizes[d] = shape[d]
+        out = np.zeros(sizes, dtype=g.dtype)
+        # move the padded dim first so add.at accumulates whole slabs
+        np.add.at(np.moveaxis(out, d, 0), idx, np.moveaxis(g, d, 0))
+        g = out
+    return g
+
+
+def pad_gather(x, maps):
+    """``x`` indexed along dim ``d`` by array ``idx`` for each ``(d, idx)`` in ``maps``."""
+    return apply(PAD_GATHER, [x], {"maps": tuple(maps)})
+
+
+def pad_scatter(g, maps, shape):
+    return apply(PAD_SCATTER, [g], {"maps": tuple(maps), "shape": tuple(shape)})

@@ -1,0 +1,435 @@
+"""Neural-network primitives: convolution (im2col + BLAS) and fold/unfold.
+
+Convolution is not a primitive of its own.  It is ``im2col`` (a Numba kernel
+that lays every receptive field out as a column, threaded over ``N*C`` planes
+for large inputs) followed by one ``matmul`` (a single BLAS GEMM for the whole
+batch), so its gradients come from the rules of those two ops:
+``im2col`` and ``col2im`` are each other's adjoint, hence each other's
+derivative rule, and double backward works with no extra code.  A transposed
+convolution is the input-gradient of a convolution: ``matmul`` then ``col2im``.
+
+Pooling and interpolation live in ``pool_ops`` and ``resample_ops``; this
+module re-exports their functional entry points so that ``nn.functional`` can
+import everything from one place.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._dispatch import apply
+from .._tensor import Tensor
+from ..runtime import conv_kernels as K
+from .registry import impl, kernel_op
+
+
+# -- geometry ------------------------------------------------------------------------------------
+class Geom(NamedTuple):
+    """Sliding-window geometry of a 2-D im2col: kernel, stride, top/left pad, dilation, block grid."""
+
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    dh: int
+    dw: int
+    oh: int
+    ow: int
+
+
+def _pair(v, n: int, name: str, fn: str = "convolution") -> tuple:
+    """``v`` (int or sequence) as an ``n``-tuple of ints, with torch's complaint otherwise."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return (int(v),) * n
+    vals = tuple(int(x) for x in v)
+    if len(vals) == 1:
+        return vals * n
+    if len(vals) != n:
+        raise RuntimeError(f"expected {name} to be a single integer value or a list of {n} values to match the "
+                           f"{fn} dimensions, but got {name}={list(vals)}")
+    return vals
+
+
+def _float_like(arr: np.ndarray) -> np.ndarray:
+    # Numba has no float16 arithmetic on the CPU: run half tensors through float32
+    return arr.astype(np.float32) if arr.dtype == np.float16 else arr
+
+
+def _planes(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) -> contiguous (N*C, H, W) view or copy."""
+    n, c, h, w = x.shape
+    return np.ascontiguousarray(_float_like(x)).reshape(n * c, h, w)
+
+
+# -- im2col / col2im primitives -----------------------------------------------------------------------
+# Columns come in two layouts: batch-major (N, C*kh*kw, L), what F.unfold returns, and channel-major
+# (C*kh*kw, N, L), which makes a convolution a single 2-D GEMM (NumPy's matmul is slow when one
+# operand is broadcast over a batch, so ``W @ cols[n]`` per image would not do).
+def _im2col_vjp(c, g):
+    a = c.attrs
+    return (col2im_raw(g, a["geom"], a["in_hw"], a["channel_major"]),)
+
+
+def _col2im_vjp(c, g):
+    return (im2col_raw(g, c.attrs["geom"], c.attrs["channel_major"]),)
+
+
+IM2COL = kernel_op("im2col", vjp=_im2col_vjp, saves="none", node_name="Im2ColBackward0")
+COL2IM = kernel_op("col2im", vjp=_col2im_vjp, saves="none", node_name="Col2ImBackward0")
+
+
+def _cols_view(cols: np.ndarray, n: int, c: int, kk: int, channel_major: bool) -> np.ndarray:
+    """The (N, C, kh*kw, L) view of a column array of either layout."""
+    if channel_major:
+        return cols.reshape(c, kk, n, -1).transpose(2, 0, 1, 3)
+    return cols.reshape(n, c, kk, -1)
+
+
+@impl("im2col")
+def _im2col_cpu(x, geom: Geom, in_hw, channel_major):
+    n, c = x.shape[:2]
+    g = geom
+    kk, length = g.kh * g.kw, g.oh * g.ow
+    dt = _float_like(x[:0]).dtype
+    out = np.empty((c * kk, n, length) if channel_major else (n, c * kk, length), dtype=dt)
+    if out.size:
+        src = np.ascontiguousarray(_float_like(x))
+        run = K.im2col_par if K.use_parallel(n * c, out.size) else K.im2col_ser
+        run(src, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.oh, g.ow, _cols_view(out, n, c, kk, channel_major))
+    return out.astype(x.dtype) if out.dtype != x.dtype else out
+
+
+@impl("col2im")
+def _col2im_cpu(cols, geom: Geom, in_hw, channel_major):
+    g = geom
+    kk = g.kh * g.kw
+    n, c = (cols.shape[1], cols.shape[0] // kk) if channel_major else (cols.shape[0], cols.shape[1] // kk)
+    h, w = in_hw
+    src = np.ascontiguousarray(_float_like(cols))
+    out = np.zeros((n, c, h, w), dtype=src.dtype)
+    if src.size and out.size:
+        run = K.col2im_par if K.use_parallel(n * c, src.size) else K.col2im_ser
+        run(_cols_view(src, n, c, kk, channel_major), g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.oh, g.ow,
+            out)
+    return out.astype(cols.dtype) if out.dtype != cols.dtype else out
+
+
+def im2col_raw(x: Tensor, geom: Geom, channel_major: bool = False) -> Tensor:
+    """(N, C, H, W) -> columns (N, C*kh*kw, oh*ow), or (C*kh*kw, N, oh*ow) if ``channel_major``."""
+    return apply(IM2COL, [x], {"geom": geom, "in_hw": tuple(x.shape[2:]), "channel_major": channel_major})
+
+
+def col2im_raw(cols: Tensor, geom: Geom, in_hw, channel_major: bool = False) -> Tensor:
+    """Columns of either layout -> (N, C, H, W), summing overlapping entries."""
+    return apply(COL2IM, [cols], {"geom": geom, "in_hw": tuple(in_hw), "channel_major": channel_major})
+
+
+def _out_len(n: int, k: int, s: int, p_lo: int, p_hi: int, d: int) -> int:
+    return (n + p_lo + p_hi - d * (k - 1) - 1) // s + 1
+
+
+# -- convolution ----------------------------------------------------------------------------------------
+def _check_conv_args(nd, stride, padding, dilation, groups, weight, transposed=False):
+    stride = _pair(stride, nd, "stride")
+    dilation = _pair(dilation, nd, "dilation")
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError(f"dilation should be greater than zero, but got {list(dilation)}")
+    if not isinstance(padding, str):
+        padding = _pair(padding, nd, "padding")
+        if any(p < 0 for p in padding):
+            raise RuntimeError("negative padding is not supported")
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    if weight.shape[0] % groups and not transposed:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, "
+                           f"but got weight of size [{list(weight.shape)}] instead")
+    return stride, padding, dilation
+
+
+def _check_dtypes(input, weight, bias):
+    if input.dtype is not weight.dtype:
+        raise RuntimeError(f"expected scalar type {_tname(input.dtype)} but found {_tname(weight.dtype)}")
+    if bias is not None and bias.dtype is not input.dtype:
+        raise RuntimeError(f"Input type ({_short(input.dtype)}) and bias type ({_short(bias.dtype)}) should be "
+                           "the same")
+
+
+def _tname(dt) -> str:
+    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+            "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}[dt.name]
+
+
+def _short(dt) -> str:
+    return {"float32": "float", "float64": "double", "float16": "c10::Half"}.get(dt.name, dt.name)
+
+
+def _batchify(input: Tensor, nd: int, name: str):
+    """Add the batch dim to an unbatched input; returns (tensor, was_unbatched)."""
+    if input.ndim == nd + 1:
+        return input.unsqueeze(0), True
+    if input.ndim != nd + 2:
+        raise RuntimeError(f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to {name}, but got "
+                           f"input of size: {list(input.shape)}")
+    return input, False
+
+
+def _same_padding(k, d):
+    total = d * (k - 1)
+    return total // 2, total - total // 2
+
+
+def _conv_nd(nd, input, weight, bias, stride, padding, dilation, groups, name):
+    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
+        raise TypeError(f"{name}() expected Tensor arguments for input and weight")
+    x, unbatched = _batchify(input, nd, name)
+    if weight.ndim != nd + 2:
+        raise RuntimeError(f"Expected {nd + 2}-dimensional weight for {nd + 2}-dimensional input "
+                           f"{list(x.shape)}, but got {weight.ndim}-dimensional weight of size "
+                           f"{list(weight.shape)} instead")
+    stride, padding, dilation = _check_conv_args(nd, stride, padding, dilation, groups, weight)
+    ks = tuple(weight.shape[2:])
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = [(0, 0)] * nd
+        elif padding == "same":
+            if any(s != 1 for s in stride):
+                raise RuntimeError("padding='same' is not supported for strided convolutions")
+            pads = [_same_padding(k, d) for k, d in zip(ks, dilation)]
+        else:
+            raise RuntimeError(f"Invalid padding string: '{padding}'")
+    else:
+        pads = [(p, p) for p in padding]
+    cin = weight.shape[1] * groups
+    if x.shape[1] != cin:
+        raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, expected "
+                           f"input{list(x.shape)} to have {cin} channels, but got {x.shape[1]} channels instead")
+    if bias is not None and (bias.ndim != 1 or bias.shape[0] != weight.shape[0]):
+        raise RuntimeError(f"Given weight of size {list(weight.shape)}, expected bias to be 1-dimensional with "
+                           f"{weight.shape[0]} elements, but got bias of size {list(bias.shape)} instead")
+    _check_dtypes(x, weight, bias)
+    spatial = tuple(x.shape[2:])
+    padded = [n + lo + hi for n, (lo, hi) in zip(spatial, pads)]
+    eff = [d * (k - 1) + 1 for k, d in zip(ks, dilation)]
+    if any(p < e for p, e in zip(padded, eff)):
+        raise RuntimeError(f"Calculated padded input size per channel: ({' x '.join(map(str, padded))}). "
+                           f"Kernel size: ({' x '.join(map(str, eff))}). Kernel size can't be greater than actual "
+                           "input size")
+    if nd == 1:  # a 1-D convolution is a 2-D one over a height-1 image
+        x, weight = x.unsqueeze(2), weight.unsqueeze(2)
+        ks, stride, dilation, pads, spatial = (1,) + ks, (1,) + stride, (1,) + dilation, [(0, 0)] + pads, \
+            (1,) + spatial
+    out = _conv2d_core(x, weight, bias, ks, stride, pads, dilation, groups, spatial)
+    if nd == 1:
+        out = out.squeeze(2)
+    return out.squeeze(0) if unbatched else out
+
+
+def _conv2d_core(x, weight, bias, ks, stride, pads, dilation, groups, spatial):
+    n, c = x.shape[0], x.shape[1]
+    o = weight.shape[0]
+    oh = _out_len(spatial[0], ks[0], stride[0], pads[0][0], pads[0][1], dilation[0])
+    ow = _out_len(spatial[1], ks[1], stride[1], pads[1][0], pads[1][1], dilation[1])
+    if ks == (1, 1) and stride == (1, 1) and pads == [(0, 0), (0, 0)]:
+        # a 1x1 convolution needs no im2col: the image already is the column matrix
+        cols = x.reshape(n, c, oh * ow).transpose(0, 1).reshape(c, n * oh * ow)
+    else:
+        geom = Geom(ks[0], ks[1], stride[0], stride[1], pads[0][0], pads[1][0], dilation[0], dilation[1], oh, ow)
+        cols = im2col_raw(x, geom, channel_major=True).reshape(c * ks[0] * ks[1], n * oh * ow)
+    if groups == 1:
+        out = weight.reshape(o, -1) @ cols  # one GEMM for the whole batch
+    else:
+        out = weight.reshape(groups, o // groups, -1) @ cols.reshape(groups, -1, n * oh * ow)
+    # (O, N*L) -> (N, O, L): the bias add, when there is one, doubles as the layout copy
+    out = out.reshape(o, n, oh * ow).transpose(0, 1)
+    if bias is not None:
+        out = out + bias.reshape(1, o, 1)
+    return out.reshape(n, o, oh, ow)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """1-D convolution over ``(N, C, L)`` (or unbatched ``(C, L)``), like ``torch.nn.functional.conv1d``."""
+    return _conv_nd(1, input, weight, bias, stride, padding, dilation, groups, "conv1d")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """2-D convolution over ``(N, C, H, W)`` (or ``(C, H, W)``): im2col + one batched matmul.
+
+    ``padding`` may be an int, a pair, ``'valid'`` or ``'same'`` (stride 1 only).
+    """
+    return _conv_nd(2, input, weight, bias, stride, padding, dilation, groups, "conv2d")
+
+
+def _conv_transpose_nd(nd, input, weight, bias, stride, padding, output_padding, groups, dilation, name):
+    x, unbatched = _batchify(input, nd, name)
+    if weight.ndim != nd + 2:
+        raise RuntimeError(f"Expected {nd + 2}-dimensional weight for {nd + 2}-dimensional input "
+                           f"{list(x.shape)}, but got {weight.ndim}-dimensional weight of size "
+                           f"{list(weight.shape)} instead")
+    if isinstance(padding, str):
+        raise TypeError(f"{name}(): argument 'padding' must be tuple of ints, not str")
+    stride, padding, dilation = _check_conv_args(nd, stride, padding, dilation, groups, weight, transposed=True)
+    out_pad = _pair(output_padding, nd, "output_padding")
+    if any(op >= s and op >= d for op, s, d in zip(out_pad, stride, dilation)) or any(op < 0 for op in out_pad):
+        names = ("height", "width") if nd == 2 else ("width",)
+        raise RuntimeError("output padding must be smaller than either stride or dilation, but got " +
+                           " ".join(f"output_padding_{a}: {v}" for a, v in zip(names, out_pad)) + " " +
+                           " ".join(f"stride_{a}: {v}" for a, v in zip(names, stride)) + " " +
+                           " ".join(f"dilation_{a}: {v}" for a, v in zip(names, dilation)))
+    if x.shape[1] != weight.shape[0]:
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected input"
+                           f"{list(x.shape)} to have {weight.shape[0]} channels, but got {x.shape[1]} channels "
+                           "instead")
+    if weight.shape[0] % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, "
+                           f"but got weight of size [{list(weight.shape)}] instead")
+    cout = weight.shape[1] * groups
+    if bias is not None and (bias.ndim != 1 or bias.shape[0] != cout):
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected bias to be "
+                           f"1-dimensional with {cout} elements, but got bias of size {list(bias.shape)} instead")
+    _check_dtypes(x, weight, bias)
+    ks = tuple(weight.shape[2:])
+    spatial = tuple(x.shape[2:])
+    out_sz = [(n - 1) * s - 2 * p + d * (k - 1) + op + 1
+              for n, s, p, d, k, op in zip(spatial, stride, padding, dilation, ks, out_pad)]
+    if any(v <= 0 for v in out_sz):
+        raise RuntimeError(f"Given input size per channel: ({' x '.join(map(str, spatial))}). Calculated output "
+                           f"size per channel: ({' x '.join(map(str, out_sz))}). Output size is too small")
+    if nd == 1:
+        x, weight = x.unsqueeze(2), weight.unsqueeze(2)
+        ks, stride, padding, dilation, spatial, out_sz = ((1,) + ks, (1,) + stride, (0,) + padding,
+                                                          (1,) + dilation, (1,) + spatial, [1] + out_sz)
+    n, cin, h, w = x.shape
+    kk = ks[0] * ks[1]
+    cg = cin // groups
+    xs = x.reshape(n, cin, h * w).transpose(0, 1).reshape(cin, n * h * w)
+    if groups == 1:
+        cols = weight.reshape(cin, cout * kk).t() @ xs
+    else:
+        wg = weight.reshape(groups, cg, (cout // groups) * kk).transpose(1, 2)
+        cols = (wg @ xs.reshape(groups, cg, n * h * w)).reshape(cout * kk, n * h * w)
+    geom = Geom(ks[0], ks[1], stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1], h, w)
+    out = col2im_raw(cols.reshape(cout * kk, n, h * w), geom, out_sz, channel_major=True)
+    if bias is not None:
+        out = out + bias.reshape(1, cout, 1, 1)
+    if nd == 1:
+        out = out.squeeze(2)
+    return out.squeeze(0) if unbatched else out
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1) -> Tensor:
+    """Transposed 1-D convolution (the input-gradient of ``conv1d``)."""
+    return _conv_transpose_nd(1, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                              "conv_transpose1d")
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1) -> Tensor:
+    """Transposed 2-D convolution: ``weight^T @ x`` then col2im (the input-gradient of ``conv2d``).
+
+    ``weight`` has shape ``(C_in, C_out / groups, kH, kW)``, as in torch.
+    """
+    return _conv_transpose_nd(2, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                              "conv_transpose2d")
+
+
+# -- unfold / fold (torch.nn.functional) ------------------------------------------------------------------
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
+    """Extract sliding blocks: ``(N, C, H, W) -> (N, C*kH*kW, L)`` (im2col as an op)."""
+    x, unbatched = input, False
+    if x.ndim == 3:
+        x, unbatched = x.unsqueeze(0), True
+    elif x.ndim != 4:
+        raise RuntimeError(f"Input Error: Only 3D or 4D input Tensors are supported (got {input.ndim}D)")
+    k = _pair(kernel_size, 2, "kernel_size", "im2col")
+    d = _pair(dilation, 2, "dilation", "im2col")
+    p = _pair(padding, 2, "padding", "im2col")
+    s = _pair(stride, 2, "stride", "im2col")
+    _check_window(k, d, p, s)
+    h, w = x.shape[2:]
+    oh, ow = _out_len(h, k[0], s[0], p[0], p[0], d[0]), _out_len(w, k[1], s[1], p[1], p[1], d[1])
+    if oh < 1 or ow < 1:
+        raise RuntimeError(f"Given input with spatial size ({h}, {w}), kernel_size=({k[0]}, {k[1]}), dilation="
+                           f"({d[0]}, {d[1]}), padding=({p[0]}, {p[1]}), calculated shape of the array of sliding "
+                           f"blocks as ({oh}, {ow}), but its components must be at least one.")
+    out = im2col_raw(x, Geom(k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], oh, ow))
+    return out.squeeze(0) if unbatched else out
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
+    """Combine sliding blocks back into an image, summing overlaps (col2im as an op)."""
+    x, unbatched = input, False
+    if x.ndim == 2:
+        x, unbatched = x.unsqueeze(0), True
+    elif x.ndim != 3:
+        raise RuntimeError(f"Input Error: Only unbatched (2D) or batched (3D) input Tensors are supported "
+                           f"(got {input.ndim}D)")
+    osz = _pair(output_size, 2, "output_size", "col2im")
+    k = _pair(kernel_size, 2, "kernel_size", "col2im")
+    d = _pair(dilation, 2, "dilation", "col2im")
+    p = _pair(padding, 2, "padding", "col2im")
+    s = _pair(stride, 2, "stride", "col2im")
+    _check_window(k, d, p, s)
+    kk = k[0] * k[1]
+    if x.shape[1] % kk:
+        raise RuntimeError(f"Expected size of input's dimension 1 to be divisible by the product of kernel_size, "
+                           f"but got input.size(1)={x.shape[1]} and kernel_size=({k[0]}, {k[1]}).")
+    oh, ow = _out_len(osz[0], k[0], s[0], p[0], p[0], d[0]), _out_len(osz[1], k[1], s[1], p[1], p[1], d[1])
+    if oh < 1 or ow < 1 or x.shape[2] != oh * ow:
+        raise RuntimeError(f"Given output_size=({osz[0]}, {osz[1]}), kernel_size=({k[0]}, {k[1]}), dilation="
+                           f"({d[0]}, {d[1]}), padding=({p[0]}, {p[1]}), stride=({s[0]}, {s[1]}), expected size "
+                           f"of input's dimension 2 to match the calculated number of sliding blocks {oh} * {ow} = "
+                           f"{oh * ow}, but got input.size(2)={x.shape[2]}.")
+    out = col2im_raw(x, Geom(k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], oh, ow), osz)
+    return out.squeeze(0) if unbatched else out
+
+
+def _check_window(k, d, p, s):
+    if any(v <= 0 for v in k):
+        raise RuntimeError(f"kernel size should be greater than zero, but got kernel_height: {k[0]} "
+                           f"kernel_width: {k[1]}")
+    if any(v <= 0 for v in s):
+        raise RuntimeError(f"stride should be greater than zero, but got stride_height: {s[0]} stride_width: {s[1]}")
+    if any(v <= 0 for v in d):
+        raise RuntimeError(f"dilation should be greater than zero, but got dilation_height: {d[0]} "
+                           f"dilation_width: {d[1]}")
+    if any(v < 0 for v in p):
+        raise RuntimeError(f"padding should be non-negative, but got pad_height: {p[0]} pad_width: {p[1]}")
+
+
+from .pool_ops import (  # noqa: F401
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    max_pool1d,
+    max_pool1d_with_indices,
+    max_pool2d,
+    max_pool2d_with_indices,
+    max_unpool2d,
+)
+from .resample_ops import interpolate, upsample, upsample_bilinear, upsample_nearest  # noqa: F401
+
+# names for ``jitorch.nn.functional`` (and, where torch has them, ``jitorch.<name>``)
+FUNCTIONAL = ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "unfold", "fold",
+              "max_pool1d", "max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices", "max_unpool2d",
+              "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
+              "adaptive_max_pool2d", "interpolate", "upsample", "upsample_nearest", "upsample_bilinear")
+# ``__all__`` holds only the names torch also has at top level (``torch.conv2d``...)
+__all__ = [
+    "adaptive_avg_pool1d",
+    "avg_pool1d",
+    "conv1d",
+    "conv2d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "max_pool1d",
+    "max_pool2d",
+]
