@@ -415,6 +415,8 @@ def apply(op, inputs, attrs=None, *, view_of=None):
     if fn is None:
         raise NotImplementedError(f"{op.name} has no implementation for device '{dev.type}'")
     res = fn(*[t._data if t is not None else None for t in inputs], **attrs)
+    if res.__class__ is not np.ndarray and not isinstance(res, tuple):
+        res = np.asarray(res)  # a NumPy scalar would not be a view-able tensor
     multi = isinstance(res, tuple)
     arrs = res if multi else (res,)
     if view_of is not None:

@@ -314,7 +314,8 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     if not input.dtype.is_floating_point:
         raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {D.type_word(input.dtype)}")
     if p in ("fro", 2, 2.0, None):
-        return sum(input * input, dim, keepdim).sqrt()
+        return apply(NORM2, [input], {"dims": normalize_dims(dim, input.ndim), "keepdim": bool(keepdim),
+                                      "out_dtype": input.dtype.numpy_dtype})
     if p == float("inf"):
         return amax(input.abs(), dim if dim is not None else (), keepdim)
     if p == float("-inf"):
@@ -345,3 +346,23 @@ def sum_to_size(input, *size):
     if lead:
         r = r.reshape(size)
     return r
+
+
+def _norm2_vjp(c, g):
+    # d|x|/dx = x / |x|, taken as 0 where |x| == 0 (as torch does) rather than 0/0
+    x, out = c.inputs[0], c.out
+    if not c.attrs["keepdim"]:
+        for d in c.attrs["dims"]:
+            out = out.unsqueeze(d)
+            g = g.unsqueeze(d)
+    import jitorch as J
+    return (g * x / J.where(out == 0, float("inf"), out),)
+
+
+NORM2 = kernel_op("norm2", vjp=_norm2_vjp, saves="both", node_name="NormBackward1")
+
+
+@impl("norm2")
+def _norm2_impl(x, dims, keepdim, out_dtype):
+    sq = np.square(x.astype(np.float64))
+    return np.asarray(np.sqrt(_reduce_impl("sum")(sq, dims, keepdim, np.dtype(np.float64)))).astype(out_dtype)
