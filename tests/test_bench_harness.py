@@ -152,12 +152,13 @@ def test_fmt_time(seconds, text):
     assert harness.fmt_time(seconds) == text
 
 
-def test_calibrate_aims_for_target_sample_length():
+def test_calibrate_aims_for_target_sample_length(monkeypatch):
+    # a fake clock: every call "takes" 10 µs, so the choice is deterministic
+    monkeypatch.setattr(harness, "time_loop", lambda fn, n: n * 1e-5)
     cfg = RunConfig(target_sample_s=0.004, min_sample_s=0.002)
-    fn = _busy(200)
-    n = harness.calibrate(fn, cfg)
-    assert n > 1
-    assert harness.time_loop(fn, n) >= 0.001
+    n = harness.calibrate(lambda: None, cfg)
+    assert n * 1e-5 >= cfg.min_sample_s
+    assert n * 1e-5 <= 2 * cfg.target_sample_s
 
 
 def test_busy_machine_note():
