@@ -87,5 +87,7 @@ def __getattr__(name):
 
 
 from .runtime.kernel_cache import warm_up as _warm_up  # noqa: E402
+from .runtime.host_memory import tune as _tune_malloc  # noqa: E402
 
 _warm_up()
+_tune_malloc()
