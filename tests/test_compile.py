@@ -327,3 +327,13 @@ def test_dropout_masks_match_eager_for_the_same_seed():
         _close(got, want)
     entry = next(iter(cm._compiled.entries.values()))
     assert not entry.breaks and "random_replay" in entry.graph_str
+
+
+def test_identical_layers_share_one_generated_kernel():
+    import jitorch.nn as nn
+    model = nn.Sequential(*[nn.Sequential(nn.Linear(16, 16), nn.GELU(approximate="tanh")) for _ in range(4)])
+    cm = J.compile(model)
+    x = J.randn(4, 16)
+    _close(cm(x), model(x))
+    kernels = next(iter(cm._compiled.entries.values())).forward.kernels
+    assert len(kernels) == 4 and len({k.source for k in kernels}) == 1

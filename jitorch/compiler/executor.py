@@ -53,13 +53,16 @@ class _FusedRunner:
         else:
             self.R, self.K = 1, 1
         parallel = self.R > 1 and self.R * self.K >= cpu.PARALLEL_THRESHOLD
-        self.name = f"{group.name}_{index}"
+        # the function is named after what it fuses, not where it sits: identical groups (the
+        # layers of a stack) render identical source and share one compiled kernel
+        fn_name = group.name
+        self.name = f"{fn_name}_{index}"
         t0 = time.perf_counter()
-        src, self.plan, self.mode = render_group(group, self.name, parallel)
+        src, self.plan, self.mode = render_group(group, fn_name, parallel)
         if self.mode == "flat" and parallel is False and self.R * self.K >= cpu.PARALLEL_THRESHOLD:
-            src, self.plan, self.mode = render_group(group, self.name, True)
+            src, self.plan, self.mode = render_group(group, fn_name, True)
         self.source = src
-        self.disp = kernel_cache.load_kernel(src, self.name)
+        self.disp = kernel_cache.load_kernel(src, fn_name)
         self.entries = {}  # argument layouts -> compiled entry point
         self.flat_entry = None
         self.info = KernelInfo(self.name, src, group, time.perf_counter() - t0, None)

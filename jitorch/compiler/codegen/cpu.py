@@ -107,6 +107,9 @@ def render_group(group: FusedGroup, kernel_name: str, parallel: bool):
         out_args.append((f"out{k}", v, cls))
         plan.append(("out", v, cls))
     em = _Emitter(group, arg_of, mode)
+    # locals are numbered by position in the group, not by graph value id, so that
+    # identical groups render identical source (and share one compiled kernel)
+    L = {o.id: k for k, o in enumerate(o for n in group.nodes for o in n.outputs)}
     internal = {o.id for n in group.nodes for o in n.outputs}
     full_ids = {o.id for n in group.nodes for o in n.outputs
                 if n.name not in _ACC and (mode != "rows" or group.shape_class(o) == "full")}
@@ -117,27 +120,27 @@ def render_group(group: FusedGroup, kernel_name: str, parallel: bool):
 
     def name_of_full(v):
         if v.id in internal:
-            return f"v{v.id}" if v.id in full_ids else em.local[v.id]
+            return f"v{L[v.id]}" if v.id in full_ids else em.local[v.id]
         arg, cls = arg_of[v.id]
         return f"{arg}[r]" if cls == "row" else f"{arg}{em.full_index()}"
 
     def emit_full(nodes, ind):
         out = []
         for n in nodes:
-            out.append(f"{ind}v{n.outputs[0].id} = {em.node_expr(n, name_of_full)}")
+            out.append(f"{ind}v{L[n.outputs[0].id]} = {em.node_expr(n, name_of_full)}")
         return out
 
     if mode == "flat":
         lines.append(f"    for i in {loop}(R * K):")
         lines += emit_full(group.nodes, "        ")
         for a, v, _ in out_args:
-            lines.append(f"        {a}[i] = v{v.id}")
+            lines.append(f"        {a}[i] = v{L[v.id]}")
     elif mode == "grid":
         lines.append(f"    for r in {loop}(R):")
         lines.append("        for j in range(K):")
         lines += emit_full(group.nodes, "            ")
         for a, v, _ in out_args:
-            lines.append(f"            {a}[r, j] = v{v.id}")
+            lines.append(f"            {a}[r, j] = v{L[v.id]}")
     else:
         lines.append(f"    for r in {loop}(R):")
         ind = "        "
@@ -147,27 +150,27 @@ def render_group(group: FusedGroup, kernel_name: str, parallel: bool):
                 init, combine, finalize, pre, _ = _SPECS[n.name]
                 src = n.inputs[0]
                 acc_np = _acc_np(n.name, src.dtype)
-                lines.append(f"{ind}acc{o.id} = {_init_literal(n.name, init, acc_np)}")
+                lines.append(f"{ind}acc{L[o.id]} = {_init_literal(n.name, init, acc_np)}")
                 lines.append(f"{ind}for j in range(K):")
                 lines += emit_full(_closure(group, [src], full_ids), ind + "    ")
                 x = cast(name_of_full(src), src.dtype.numpy_dtype, acc_np)
                 lines.append(f"{ind}    a = {pre.format(x=x)}")
-                lines.append(f"{ind}    acc{o.id} = {combine.format(acc=f'acc{o.id}', v='a')}")
-                fin = finalize.format(acc=f"acc{o.id}", n="K")
-                lines.append(f"{ind}v{o.id} = {cast(fin, acc_np, o.dtype.numpy_dtype)}")
-                em.local[o.id] = f"v{o.id}"
+                lines.append(f"{ind}    acc{L[o.id]} = {combine.format(acc=f'acc{L[o.id]}', v='a')}")
+                fin = finalize.format(acc=f"acc{L[o.id]}", n="K")
+                lines.append(f"{ind}v{L[o.id]} = {cast(fin, acc_np, o.dtype.numpy_dtype)}")
+                em.local[o.id] = f"v{L[o.id]}"
             elif o.id not in full_ids:  # a row-level elementwise node
-                lines.append(f"{ind}v{o.id} = {em.node_expr(n, name_of_full)}")
-                em.local[o.id] = f"v{o.id}"
+                lines.append(f"{ind}v{L[o.id]} = {em.node_expr(n, name_of_full)}")
+                em.local[o.id] = f"v{L[o.id]}"
         full_outs = [(a, v) for a, v, cls in out_args if cls == "full"]
         if full_outs:
             lines.append(f"{ind}for j in range(K):")
             lines += emit_full(_closure(group, [v for _, v in full_outs], full_ids), ind + "    ")
             for a, v in full_outs:
-                lines.append(f"{ind}    {a}[r, j] = v{v.id}")
+                lines.append(f"{ind}    {a}[r, j] = v{L[v.id]}")
         for a, v, cls in out_args:
             if cls == "row":
-                lines.append(f"{ind}{a}[r] = {em.local.get(v.id, f'v{v.id}')}")
+                lines.append(f"{ind}{a}[r] = {em.local.get(v.id, f'v{L[v.id]}')}")
     return HEADER + "\n\n" + "\n".join(lines) + "\n", plan, mode
 
 
