@@ -178,11 +178,46 @@ class Executor:
             env[vid] = a
         for vid, t in self.const:
             env[vid] = t._data
-        for step in self._run:
-            step(env)
+        if logs.enabled("perf"):
+            _run_timed(self, env)
+        else:
+            for step in self._run:
+                step(env)
         for src, dst in self.mutations:
             np.copyto(env[src], env[dst])
         return [env[i] for i in self.output_ids]
+
+
+def _step_bytes(step, env) -> int:
+    nodes = step.nodes if isinstance(step, FusedGroup) else [step.node]
+    ids = {i.id for n in nodes for i in n.inputs if isinstance(i, Value)}
+    ids.update(o.id for n in nodes for o in n.outputs)
+    return sum(env[i].nbytes for i in ids if i in env and hasattr(env[i], "nbytes"))
+
+
+def _describe(step) -> str:
+    if isinstance(step, FusedGroup):
+        shape = step.rows + step.cols if step.cols else getattr(step, "_flat_shape", step.rows)
+        return f"{step.name} {list(shape)}"
+    return f"{step.name} {[list(o.shape) for o in step.node.outputs]}"
+
+
+def _run_timed(self, env) -> None:
+    """JITORCH_LOGS=perf: time every kernel and report its bandwidth."""
+    total = 0.0
+    kernels = 0
+    for step, run in zip(self.steps, self._run):
+        t0 = time.perf_counter()
+        run(env)
+        dt = time.perf_counter() - t0
+        if isinstance(step, ViewStep):
+            continue
+        kernels += 1
+        total += dt
+        gbs = _step_bytes(step, env) / dt / 1e9 if dt > 0 else 0.0
+        logs.emit("perf", f"{_describe(step)}: {dt * 1e6:.1f} us, {gbs:.2f} GB/s")
+    logs.emit("perf", f"graph: {kernels} kernel(s), {total * 1e3:.3f} ms")
+
 
 
 def first_divergence(graph: Graph, arrays, rtol=1e-4, atol=1e-5):
