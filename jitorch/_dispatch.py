@@ -159,12 +159,16 @@ def elementwise(op, *args, out=None, inplace=None, dtype=None):
         odt = target._dtype
     operands = [a._data if isinstance(a, Tensor) else a for a in args]
     needs_grad = _state.grad_enabled and op.differentiable and any(t._requires_grad for t in tensors)
+    if target is not None and not target._data.flags.writeable:
+        raise RuntimeError(
+            "unsupported operation: more than one element of the written-to tensor refers to a single memory "
+            "location. Please clone() the tensor before performing the operation.")
     if inplace is not None:
         if needs_grad or inplace._requires_grad:
             _check_inplace(inplace)
         if needs_grad:
-            # the op reads the old value: keep it as a distinct tensor for backward
-            old = _snapshot(inplace)
+            # the backward sees the pre-op tensor; when the rule reads its value, keep a copy of it
+            old = _snapshot(inplace, copy=op.saves in ("inputs", "both", "cross"))
             args = tuple(old if a is inplace else a for a in args)
         if _tracer is not None:
             _tracer.on_elementwise(op, args, inplace, compute, mutates=inplace)
@@ -280,10 +284,17 @@ def _check_inplace(t: Tensor) -> None:
             "a view of a leaf Variable that requires grad is being used in an in-place operation.")
 
 
-def _snapshot(t: Tensor) -> Tensor:
-    """The pre-op identity of ``t`` (its history) for an in-place op's backward."""
+def _snapshot(t: Tensor, copy: bool = False) -> Tensor:
+    """The pre-op identity of ``t`` (its history) for an in-place op's backward.
+
+    With ``copy`` it also keeps the pre-op values (in its own storage and
+    version counter), for derivative rules that read them.
+    """
     from ._tensor import _alias
-    old = _alias(t)
+    if copy:
+        old = wrap(t._data.copy(), t._dtype, t._device)
+    else:
+        old = _alias(t)
     old._requires_grad = t._requires_grad
     old._grad_fn = t._grad_fn
     old._output_nr = t._output_nr

@@ -38,7 +38,8 @@ def __radd__(self, other):
 
 
 def __sub__(self, other):
-    if self._dtype is _BOOL:
+    if self._dtype is _BOOL or other is True or other is False or (
+            other.__class__ is Tensor and other._dtype is _BOOL):
         P._check_bool_sub(self, other)
     return _bin(E.SUB, self, _scalar_or_tensor(other))
 
@@ -73,11 +74,11 @@ def __rfloordiv__(self, other):
 
 
 def __mod__(self, other):
-    return _ew(E.REMAINDER, self, _scalar_or_tensor(other))
+    return P.remainder(self, other)
 
 
 def __rmod__(self, other):
-    return _ew(E.REMAINDER, other, self)
+    return P.remainder(other, self)
 
 
 def __pow__(self, other):
@@ -203,7 +204,7 @@ for _name in ("add", "sub", "subtract", "mul", "multiply", "div", "divide", "tru
               "eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal", "not_equal",
               "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
               "bitwise_left_shift", "bitwise_right_shift", "lerp", "addcmul", "addcdiv", "clamp", "clip",
-              "clamp_min", "clamp_max", "where", "nan_to_num", "equal", "allclose", "isclose"):
+              "clamp_min", "clamp_max", "nan_to_num", "equal", "allclose", "isclose"):
     _bind(_name, getattr(P, _name))
 
 
@@ -218,6 +219,7 @@ def _clamp_inplace(self, min, max):
     return self
 
 
+_bind("where", lambda self, condition, other: P.where(condition, self, other))
 _bind("clamp_", _clamp_)
 _bind("clip_", _clamp_)
 _bind("lerp_", lambda self, end, weight: _ew(E.LERP, self, P._t(end), P._t(weight), inplace=self))

@@ -484,9 +484,6 @@ def test_inplace_on_non_leaf_is_differentiable():
     assert y.grad_fn.name() == "ExpBackward0"
 
 
-@pytest.mark.xfail(reason="core bug: _dispatch._snapshot keeps an alias of self for an in-place op's backward, "
-                          "so the kernel overwrites the saved 'old' value: y.mul_(x) differentiates with the "
-                          "new y (and a later in-place op trips the version check)", strict=True)
 def test_inplace_mul_uses_original_self_for_backward():
     x = leaf([1.0, 2.0], F64)
     y = x * 2

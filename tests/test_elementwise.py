@@ -366,8 +366,6 @@ def test_integer_division_by_zero_raises():
             fn()
 
 
-@pytest.mark.xfail(reason="core bug: Tensor.__mod__ (jitorch/_methods.py) calls the REMAINDER kernel directly, "
-                          "skipping the integer division-by-zero check of ops.pointwise_api.remainder", strict=True)
 def test_integer_modulo_operator_by_zero_raises():
     with pytest.raises(RuntimeError, match="ZeroDivisionError"):
         jitorch.tensor([5, 3]) % 0
@@ -435,8 +433,6 @@ def test_bool_subtraction_raises():
             fn()
 
 
-@pytest.mark.xfail(reason="core bug: Tensor.__sub__ (jitorch/_methods.py) checks for bool only when self is bool, "
-                          "so float_tensor - True computes instead of raising like torch", strict=True)
 def test_bool_scalar_subtracted_from_tensor_raises():
     with pytest.raises(RuntimeError, match="with a bool tensor"):
         jitorch.tensor([1.0]) - True
@@ -640,8 +636,6 @@ def test_where():
              np.where, m[0], X, Y[:, :1], dtypes=(F32,), grad=(1, 2))
 
 
-@pytest.mark.xfail(reason="core bug: Tensor.where is bound to pointwise_api.where(condition, input, other) in "
-                          "jitorch/_methods.py; torch's method is self.where(condition, other)", strict=True)
 def test_where_method_takes_self_as_input():
     t = jitorch.tensor([1.0, -1.0])
     assert t.where(t > 0, jitorch.tensor(0.0)).tolist() == [1.0, 0.0]

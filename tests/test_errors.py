@@ -112,9 +112,6 @@ def test_error_type_matches_torch(case, torch_type, match):
         case(jitorch)
 
 
-@pytest.mark.xfail(reason="core bug: jitorch/_dispatch.py runs an in-place kernel on an expanded (read-only, "
-                          "overlapping) view and Numba's typing error reaches the user; torch raises RuntimeError",
-                   strict=True)
 def test_inplace_on_expanded_view_raises_runtime_error():
     with pytest.raises(RuntimeError, match="single memory location"):
         jitorch.ones(2, 1).expand(2, 3).add_(1.0)
