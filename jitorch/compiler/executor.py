@@ -36,6 +36,8 @@ def _prep_input(arr, cls, mode, full_shape, R, K):
         return arr.reshape(-1) if arr.shape == full_shape else np.broadcast_to(arr, full_shape).reshape(-1)
     if cls == "row":
         return arr.reshape(R)
+    if cls == "col":
+        return arr.reshape(K)
     if arr.shape != full_shape:
         arr = np.broadcast_to(arr, full_shape)
     return arr.reshape(R, K)

@@ -209,9 +209,12 @@ class tracing:
         tracer, real_print = self.tracer, builtins.print
 
         def recording_print(*args, **kwargs):
-            # print runs now, and is replayed after the graph on later calls
+            # print runs now, and is replayed after the graph on later calls; only the user's
+            # own prints are part of the function (not those of libraries it calls)
             real_print(*args, **kwargs)
-            tracer.record_print(args, kwargs)
+            caller = sys._getframe(1).f_code.co_filename
+            if not os.path.abspath(caller).startswith(_PKG_DIR) and "site-packages" not in caller:
+                tracer.record_print(args, kwargs)
 
         builtins.print = recording_print
         return self.tracer

@@ -10,7 +10,7 @@ HEADER = (
     "import math\n"
     "import numpy as np\n"
     "from numba import njit, prange\n"
-    "from jitorch.runtime.vmath import exp32, tanh32, sigmoid32, radd, rmul\n"
+    "from jitorch.runtime.vmath import exp32, tanh32, sigmoid32, radd, rmul, rmax, rmin\n"
 )
 
 # error_model='numpy': no zero-division checks, which would block vectorization

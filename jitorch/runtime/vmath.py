@@ -84,3 +84,15 @@ def radd(a, b):
 @njit(inline="always", fastmath={"reassoc", "contract"}, cache=True)
 def rmul(a, b):
     return a * b
+
+
+# max/min accumulation that vectorizes: NaN is tracked apart by the caller
+# (``seen_nan``), so the comparison itself may assume no NaNs.
+@njit(inline="always", fastmath={"nnan", "nsz"}, cache=True)
+def rmax(a, b):
+    return a if a > b else b
+
+
+@njit(inline="always", fastmath={"nnan", "nsz"}, cache=True)
+def rmin(a, b):
+    return a if a < b else b

@@ -97,8 +97,14 @@ def render_group(group: FusedGroup, kernel_name: str, parallel: bool):
     mode = "flat" if flat else ("rows" if group.cols else "grid")
     plan = []
     arg_of = {}
+    cols = group.cols if group.cols else full_shape[-1:]
     for k, v in enumerate(group.inputs):
-        cls = "row" if group.cols and group.shape_class(v) == "row" else "full"
+        if group.cols and group.shape_class(v) == "row":
+            cls = "row"
+        elif mode != "flat" and _is_col(v.shape, full_shape, len(cols)):
+            cls = "col"  # broadcast over rows (a weight or bias): 1-D and contiguous, indexed by j
+        else:
+            cls = "full"
         arg_of[v.id] = (f"in{k}", cls)
         plan.append(("in", v, cls))
     out_args = []
@@ -115,13 +121,18 @@ def render_group(group: FusedGroup, kernel_name: str, parallel: bool):
                 if n.name not in _ACC and (mode != "rows" or group.shape_class(o) == "full")}
     args = [f"in{k}" for k in range(len(group.inputs))] + [a for a, _, _ in out_args] + ["R", "K"]
     par = ", parallel=True" if parallel else ""
-    lines = [f"@njit({JIT_FLAGS}{par})", f"def {kernel_name}({', '.join(args)}):"]
+    # reassociation lets LLVM vectorize the row reductions (a compiled graph may reorder float
+    # sums, as any fusing compiler does); no nnan/ninf: NaN and inf keep IEEE behaviour
+    fm = ", fastmath={'reassoc', 'contract'}" if mode == "rows" else ""
+    lines = [f"@njit({JIT_FLAGS}{fm}{par})", f"def {kernel_name}({', '.join(args)}):"]
     loop = "prange" if parallel else "range"
 
     def name_of_full(v):
         if v.id in internal:
             return f"v{L[v.id]}" if v.id in full_ids else em.local[v.id]
         arg, cls = arg_of[v.id]
+        if cls == "col":
+            return f"{arg}[j]"
         return f"{arg}[r]" if cls == "row" else f"{arg}{em.full_index()}"
 
     def emit_full(nodes, ind):
@@ -150,15 +161,26 @@ def render_group(group: FusedGroup, kernel_name: str, parallel: bool):
                 init, combine, finalize, pre, _ = _SPECS[n.name]
                 src = n.inputs[0]
                 acc_np = _acc_np(n.name, src.dtype)
-                lines.append(f"{ind}acc{L[o.id]} = {_init_literal(n.name, init, acc_np)}")
+                k = L[o.id]
+                # max/min: a vectorizable select, with NaN (which must win) tracked on the side
+                track_nan = n.name in ("amax", "amin") and np.dtype(acc_np).kind == "f"
+                if n.name in ("amax", "amin"):
+                    combine = ("rmax({acc}, {v})" if n.name == "amax" else "rmin({acc}, {v})")
+                lines.append(f"{ind}acc{k} = {_init_literal(n.name, init, acc_np)}")
+                if track_nan:
+                    lines.append(f"{ind}nan{k} = False")
                 lines.append(f"{ind}for j in range(K):")
                 lines += emit_full(_closure(group, [src], full_ids), ind + "    ")
                 x = cast(name_of_full(src), src.dtype.numpy_dtype, acc_np)
-                lines.append(f"{ind}    a = {pre.format(x=x)}")
-                lines.append(f"{ind}    acc{L[o.id]} = {combine.format(acc=f'acc{L[o.id]}', v='a')}")
-                fin = finalize.format(acc=f"acc{L[o.id]}", n="K")
-                lines.append(f"{ind}v{L[o.id]} = {cast(fin, acc_np, o.dtype.numpy_dtype)}")
-                em.local[o.id] = f"v{L[o.id]}"
+                lines.append(f"{ind}    a{k} = {pre.format(x=x)}")
+                lines.append(f"{ind}    acc{k} = {combine.format(acc=f'acc{k}', v=f'a{k}')}")
+                if track_nan:
+                    lines.append(f"{ind}    nan{k} |= a{k} != a{k}")
+                fin = finalize.format(acc=f"acc{k}", n="K")
+                if track_nan:
+                    fin = f"({np_name(acc_np)}(np.nan) if nan{k} else {fin})"
+                lines.append(f"{ind}v{k} = {cast(fin, acc_np, o.dtype.numpy_dtype)}")
+                em.local[o.id] = f"v{k}"
             elif o.id not in full_ids:  # a row-level elementwise node
                 lines.append(f"{ind}v{L[o.id]} = {em.node_expr(n, name_of_full)}")
                 em.local[o.id] = f"v{L[o.id]}"
@@ -185,3 +207,13 @@ def _init_literal(kind, init, acc_np) -> str:
         v = (info.min if kind == "amax" else info.max) if info else (0 if kind == "amax" else 1)
         return literal(int(v), acc_np)
     return f"{np_name(acc_np)}({init})"
+
+
+def _is_col(shape, full_shape, n_cols) -> bool:
+    """True if a value of ``shape`` varies only along the last ``n_cols`` dims of ``full_shape``."""
+    if not n_cols or len(shape) > len(full_shape):
+        return False
+    padded = (1,) * (len(full_shape) - len(shape)) + tuple(shape)
+    lead = padded[:len(full_shape) - n_cols]
+    return all(d == 1 for d in lead) and padded[len(full_shape) - n_cols:] == tuple(full_shape[-n_cols:]) \
+        and any(d != 1 for d in full_shape[:len(full_shape) - n_cols])
