@@ -108,8 +108,6 @@ def test_stats_and_ratios_follow_medians(run_doc):
         "jitorch/torch": v["jitorch"]["median_s"] / v["torch"]["median_s"],
         "jitorch/numpy": v["jitorch"]["median_s"] / v["numpy"]["median_s"],
     })
-    # 10x more Python work must show up as clearly slower.
-    assert wl["ratios"]["jitorch/torch"] > 2
 
 
 def test_unavailable_and_failing_variants_are_reported(run_doc):
