@@ -83,7 +83,7 @@ def _rule(op, dt):
             r = (D.bool_, D.bool_)
         elif rule == "integral":
             if dt.is_floating_point:
-                raise RuntimeError(f"\"{op.name}_cpu\" not implemented for '{_type_word(dt)}'")
+                raise NotImplementedError(f"\"{op.name}_cpu\" not implemented for '{_type_word(dt)}'")
             r = (dt, dt)
         elif rule == "int_or_float":  # result keeps integer type; bool promoted to int64
             r = (D.int64, D.int64) if dt is D.bool_ else (dt, dt)
@@ -258,21 +258,25 @@ def _remember_fast(op, args, compute, odt, res_np):
         return
     key_nd = res_np.ndim
     if len(args) == 1:
-        ep = op.kernels.get(((a._data.dtype,), odt.numpy_dtype, "flat", False, key_nd))
+        ep = op.kernels.get(((a._data.dtype,), compute.numpy_dtype, odt.numpy_dtype, "flat", False, key_nd))
         if ep is not None:
             op.fast[(a._dtype, key_nd)] = (ep, odt.numpy_dtype, odt)
         return
     b = args[1]
     if isinstance(b, Tensor):
         if b._dtype is a._dtype and b._data.shape == res_np.shape and b._data.flags.c_contiguous:
-            ep = op.kernels.get(((a._data.dtype, b._data.dtype), odt.numpy_dtype, "flat", False, key_nd))
+            ep = op.kernels.get(((a._data.dtype, b._data.dtype), compute.numpy_dtype, odt.numpy_dtype, "flat", False,
+                                 key_nd))
             if ep is not None:
                 op.fast[(a._dtype, key_nd)] = (ep, odt.numpy_dtype, odt)
     elif b.__class__ in (float, int) and a._dtype is not D.bool_ and (
             a._dtype.is_floating_point or b.__class__ is int):
-        ep = op.kernels.get(((a._data.dtype, None), odt.numpy_dtype, "flat", False, key_nd))
+        ep = op.kernels.get(((a._data.dtype, None), compute.numpy_dtype, odt.numpy_dtype, "flat", False, key_nd))
         if ep is not None and compute is a._dtype:
-            op.fast_scalar[(a._dtype, key_nd, b.__class__)] = (ep, odt.numpy_dtype, odt, compute.numpy_dtype.type)
+            cnp = compute.numpy_dtype
+            # integer operands wrap like torch's (uint8 + -1 == 255); numpy's constructor would raise
+            convert = cnp.type if cnp.kind == "f" else (lambda v, c=cnp: cpu._scalar(v, c))
+            op.fast_scalar[(a._dtype, key_nd, b.__class__)] = (ep, odt.numpy_dtype, odt, convert)
 
 
 def _check_inplace(t: Tensor) -> None:

@@ -5,10 +5,10 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import arr, make, np_of, requires_torch, torch
 
 import jitorch
 from jitorch.autograd import Function, once_differentiable
-from helpers import arr, make, np_of, requires_torch, torch
 
 F32, F64 = jitorch.float32, jitorch.float64
 
@@ -292,9 +292,8 @@ def test_inference_mode():
 
 
 def test_grad_mode_restored_after_exception():
-    with pytest.raises(ValueError):
-        with jitorch.no_grad():
-            raise ValueError
+    with pytest.raises(ValueError), jitorch.no_grad():
+        raise ValueError
     assert jitorch.is_grad_enabled()
 
 
@@ -308,7 +307,7 @@ class MulAdd(Function):
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.saved_tensors
+        _, b = ctx.saved_tensors
         assert ctx.needs_input_grad == (True, False, False)
         return g * b, None, None
 

@@ -3,9 +3,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import (
+    LAYOUTS,
+    arr,
+    assert_close,
+    check_op,
+    keep,
+    make,
+    np_of,
+    requires_torch,
+    torch,
+)
 
 import jitorch
-from helpers import LAYOUTS, arr, assert_close, check_op, keep, make, np_of, requires_torch, torch
 
 F16, F32, F64 = jitorch.float16, jitorch.float32, jitorch.float64
 I8, I32, I64, U8, B = jitorch.int8, jitorch.int32, jitorch.int64, jitorch.uint8, jitorch.bool
@@ -54,7 +64,7 @@ def test_reductions_non_contiguous(name, layout):
     for dim in (None, 0, -1, (0, 2)):
         if name == "prod" and isinstance(dim, tuple):
             continue
-        check_op(lambda t: getattr(t, name)(dim) if dim is not None else getattr(t, name)(),
+        check_op(lambda t, dim=dim: getattr(t, name)(dim) if dim is not None else getattr(t, name)(),
                  None, X3, dtypes=(F32,), layouts=(layout,), grad=False)
 
 
@@ -109,9 +119,10 @@ def test_all_any(name):
     x = np.array([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [np.nan, 0.0, 0.0]])
     ref = getattr(np, name)
     for dim in (None, 0, 1, -1, (0, 1)):
-        check_op(lambda t: getattr(t, name)(dim=dim), lambda v: ref(v, axis=_axis(dim)), x,
+        check_op(lambda t, dim=dim: getattr(t, name)(dim=dim), lambda v, dim=dim: ref(v, axis=_axis(dim)), x,
                  dtypes=(F32,), grad=False, out_dtype=B)
-        check_op(lambda t: getattr(t, name)(dim=dim), lambda v: ref(v, axis=_axis(dim)), np.nan_to_num(x),
+        check_op(lambda t, dim=dim: getattr(t, name)(dim=dim), lambda v, dim=dim: ref(v, axis=_axis(dim)),
+                 np.nan_to_num(x),
                  dtypes=(I64,), grad=False, out_dtype=B)
     check_op(lambda t: getattr(t, name)(dim=0, keepdim=True), lambda v: ref(v, axis=0, keepdims=True),
              keep(x > 1), dtypes=(B,), grad=False)
@@ -162,7 +173,7 @@ def test_norm(p):
     for dim in (None, 1, (0, 2)):
         if p == "fro" and dim == 1:
             continue
-        check_op(lambda t: t.norm(p=p, dim=dim), lambda v: _np_norm(v, pn, _axis(dim), False), x,
+        check_op(lambda t, dim=dim: t.norm(p=p, dim=dim), lambda v, dim=dim: _np_norm(v, pn, _axis(dim), False), x,
                  dtypes=(F32, F64), grad=p != 0)
     check_op(lambda t: t.norm(p, 1, keepdim=True), lambda v: _np_norm(v, pn, (1,), True), x, dtypes=(F32,),
              grad=False)

@@ -5,9 +5,9 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import arr, assert_close, check_op, make, np_of, requires_torch, torch
 
 import jitorch
-from helpers import arr, assert_close, check_op, make, np_of, requires_torch, torch
 
 F16, F32, F64 = jitorch.float16, jitorch.float32, jitorch.float64
 I8, I16, I32, I64, U8, B = jitorch.int8, jitorch.int16, jitorch.int32, jitorch.int64, jitorch.uint8, jitorch.bool

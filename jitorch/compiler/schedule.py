@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from .ir import Graph, Node, Value
 
 REDUCTIONS = ("sum", "amax", "amin", "prod")
-VIEW_OPS = ("reshape", "permute", "expand", "slice", "as_strided", "diagonal")
+VIEW_OPS = ("reshape", "permute", "expand", "slice", "as_strided", "diagonal", "unfold")
 
 
 @dataclass(eq=False)

@@ -22,6 +22,23 @@ from .ir import Graph, Value
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _library_dirs() -> tuple:
+    """jitorch itself, the standard library and every installed-packages folder."""
+    import site
+    import sysconfig
+    dirs = {_PKG_DIR}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            dirs.add(os.path.abspath(path))
+    for path in list(getattr(site, "getsitepackages", lambda: [])()) + [site.getusersitepackages()]:
+        dirs.add(os.path.abspath(path))
+    return tuple(sorted(dirs))
+
+
+_LIBRARY_DIRS = _library_dirs()
+
+
 @dataclass
 class GraphBreak:
     reason: str
@@ -212,8 +229,8 @@ class tracing:
             # print runs now, and is replayed after the graph on later calls; only the user's
             # own prints are part of the function (not those of libraries it calls)
             real_print(*args, **kwargs)
-            caller = sys._getframe(1).f_code.co_filename
-            if not os.path.abspath(caller).startswith(_PKG_DIR) and "site-packages" not in caller:
+            caller = os.path.abspath(sys._getframe(1).f_code.co_filename)
+            if not caller.startswith(_LIBRARY_DIRS):
                 tracer.record_print(args, kwargs)
 
         builtins.print = recording_print

@@ -251,7 +251,7 @@ def _gen(generator):
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None):
     """Uniform samples on [0, 1)."""
     dt = _dt(dtype, D.get_default_dtype())
-    _float_only("rand", dt)
+    _float_only("check_uniform_bounds", dt)
     arr = _gen(generator)._np.random(_shape(size), dtype=np.float64 if dt is D.float64 else np.float32)
     return _finish(arr.astype(dt.numpy_dtype, copy=False), dt, device, requires_grad)
 
@@ -260,14 +260,15 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, ou
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None):
     """Standard normal samples."""
     dt = _dt(dtype, D.get_default_dtype())
-    _float_only("randn", dt)
+    _float_only("normal_kernel_cpu", dt)
     arr = _gen(generator)._np.standard_normal(_shape(size), dtype=np.float64 if dt is D.float64 else np.float32)
     return _finish(arr.astype(dt.numpy_dtype, copy=False), dt, device, requires_grad)
 
 
-def _float_only(name, dt):
+def _float_only(kernel, dt):
+    # torch names the kernel that has no integer version
     if not dt.is_floating_point:
-        raise RuntimeError(f"\"{name}\" not implemented for '{dt.name}'")
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{D.type_word(dt)}'")
 
 
 @replayable_random

@@ -80,9 +80,25 @@ multiply = mul
 subtract = sub
 
 
+def _check_kernel_dtype(kernel, *operands, refuse):
+    # torch has no kernel for these dtypes: same exception type and message as torch
+    dt = D.result_type(*operands)
+    if refuse(dt):
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{D.type_word(dt)}'")
+
+
+def _is_bool(dt):
+    return dt is D.bool_
+
+
+def _is_float(dt):
+    return dt.is_floating_point
+
+
 def floor_divide(input, other, *, out=None):
     b = _t(other)
     a = _t(input)
+    _check_kernel_dtype("div_floor_cpu", a, b, refuse=_is_bool)
     _check_int_zero_division(a, b)
     return _ew(E.FLOOR_DIVIDE, a, b, out=out)
 
@@ -98,6 +114,7 @@ def _check_int_zero_division(a, b):
 def remainder(input, other, *, out=None):
     """Python-style modulus: the result has the sign of ``other``."""
     a, b = _t(input), _t(other)
+    _check_kernel_dtype("remainder_cpu", a, b, refuse=_is_bool)
     _check_int_zero_division(a, b)
     return _ew(E.REMAINDER, a, b, out=out)
 
@@ -105,6 +122,7 @@ def remainder(input, other, *, out=None):
 def fmod(input, other, *, out=None):
     """C-style modulus: the result has the sign of ``input``."""
     a, b = _t(input), _t(other)
+    _check_kernel_dtype("fmod_cpu", a, b, refuse=_is_bool)
     _check_int_zero_division(a, b)
     return _ew(E.FMOD, a, b, out=out)
 
@@ -124,11 +142,14 @@ def pow(input, exponent, *, out=None):
             return _ew(E.MUL, _ew(E.MUL, input, input), input, out=out)
         if isinstance(exponent, int) and exponent < 0 and not input._dtype.is_floating_point:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
+    _check_kernel_dtype("pow", _t(input), _t(exponent), refuse=_is_bool)
     return _ew(E.POW, _t(input), _t(exponent), out=out)
 
 
-float_power = lambda input, exponent: pow(_t(input).double() if isinstance(input, Tensor) else input,  # noqa: E731
-                                          exponent.double() if isinstance(exponent, Tensor) else exponent)
+def float_power(input, exponent):
+    """``input ** exponent`` computed in float64, like torch.float_power."""
+    return pow(input.double() if isinstance(input, Tensor) else input,
+               exponent.double() if isinstance(exponent, Tensor) else exponent)
 
 
 def neg(input, *, out=None):
@@ -191,7 +212,14 @@ isposinf = _unary(E.ISPOSINF)
 isneginf = _unary(E.ISNEGINF)
 signbit = _unary(E.SIGNBIT)
 logical_not = _unary(E.LOGICAL_NOT)
-bitwise_not = _unary(E.BITWISE_NOT)
+_bitwise_not = _unary(E.BITWISE_NOT)
+
+
+def bitwise_not(input, *, out=None):
+    """``~input`` for integer and bool tensors."""
+    _need_tensor("bitwise_not", input)
+    _check_kernel_dtype("bitwise_not_cpu", input, refuse=_is_float)
+    return _bitwise_not(input, out=out)
 
 
 def _keep_int(op):
@@ -358,11 +386,23 @@ ge = greater_equal = _cmp(E.GE)
 logical_and = _cmp(E.LOGICAL_AND)
 logical_or = _cmp(E.LOGICAL_OR)
 logical_xor = _cmp(E.LOGICAL_XOR)
-bitwise_and = _cmp(E.BITWISE_AND)
-bitwise_or = _cmp(E.BITWISE_OR)
-bitwise_xor = _cmp(E.BITWISE_XOR)
-bitwise_left_shift = _cmp(E.BITWISE_LEFT_SHIFT)
-bitwise_right_shift = _cmp(E.BITWISE_RIGHT_SHIFT)
+
+
+def _bitwise(op, kernel):
+    def fn(input, other, *, out=None):
+        a, b = _t(input), _t(other)
+        _check_kernel_dtype(kernel, a, b, refuse=_is_float)
+        return _ew(op, a, b, out=out)
+    fn.__name__ = op.name
+    fn.__doc__ = f"Elementwise ``{op.name}`` of integer or bool operands."
+    return fn
+
+
+bitwise_and = _bitwise(E.BITWISE_AND, "bitwise_and_cpu")
+bitwise_or = _bitwise(E.BITWISE_OR, "bitwise_or_cpu")
+bitwise_xor = _bitwise(E.BITWISE_XOR, "bitwise_xor_cpu")
+bitwise_left_shift = _bitwise(E.BITWISE_LEFT_SHIFT, "lshift_cpu")
+bitwise_right_shift = _bitwise(E.BITWISE_RIGHT_SHIFT, "rshift_cpu")
 
 
 def equal(input, other) -> bool:

@@ -285,12 +285,20 @@ def logsumexp(input, dim, keepdim=False):
     return s
 
 
+def _softmax_dtype_check(name, input, dim):
+    # torch has no integer softmax kernels (pass dtype= to compute in floating point)
+    if not input.dtype.is_floating_point:
+        where = "lastdim_" if input.ndim == 0 or wrap_dim(dim, max(input.ndim, 1)) == max(input.ndim - 1, 0) else ""
+        raise NotImplementedError(f"\"{name}_{where}kernel_impl\" not implemented for '{D.type_word(input.dtype)}'")
+
+
 def softmax(input, dim=None, dtype=None, _stacklevel=3):
     """``exp(x - max) / sum(exp(x - max))`` along ``dim``."""
     if dtype is not None:
         input = input.to(dtype)
     if dim is None:
         dim = 0 if input.ndim in (0, 1, 3) else 1
+    _softmax_dtype_check("softmax", input, dim)
     m = amax(input, dim, keepdim=True).detach()
     e = (input - m).exp()
     return e / sum(e, dim, keepdim=True)
@@ -302,6 +310,7 @@ def log_softmax(input, dim=None, dtype=None, _stacklevel=3):
         input = input.to(dtype)
     if dim is None:
         dim = 0 if input.ndim in (0, 1, 3) else 1
+    _softmax_dtype_check("log_softmax", input, dim)
     m = amax(input, dim, keepdim=True).detach()
     shifted = input - m
     return shifted - sum(shifted.exp(), dim, keepdim=True).log()

@@ -199,8 +199,7 @@ def _view_dtype(input, dtype):
     from .. import _dtype as D
     from .._tensor import wrap_view
     dt = D.to_dtype(dtype)
-    return wrap_view(input._data.view(dt.numpy_dtype), input) if dt.itemsize == input.dtype.itemsize else \
-        wrap_view(input._data.view(dt.numpy_dtype), input)
+    return wrap_view(input._data.view(dt.numpy_dtype), input)
 
 
 def reshape(input: Tensor, *shape) -> Tensor:

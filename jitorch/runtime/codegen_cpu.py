@@ -54,10 +54,19 @@ def render_elementwise(name: str, inputs, outputs, body, mode: str, parallel: bo
         lines.append(f"{ind}for i in {loop}(n):")
         index = "_f[i]"
     else:
+        # mode "nd<k>": k nested loops over the (coalesced) output shape; operands are
+        # broadcast views, so every index is plain strided arithmetic
+        ndim = int(mode[2:])
         lead = outputs[0][0]
-        lines.append(f"{ind}for i in np.ndindex({lead}.shape):")
-        index = "[i]"
-    ind2 = ind * 2
+        idx = [f"i{d}" for d in range(ndim)]
+        for d in range(ndim):
+            loop = "prange" if (parallel and d == 0) else "range"
+            lines.append(f"{ind * (d + 1)}for i{d} in {loop}({lead}.shape[{d}]):")
+        index = f"[{', '.join(idx)}]" if ndim else "[()]"
+        ind = ind * max(ndim, 1) if ndim else ""
+        if not ndim:
+            ind = ""
+    ind2 = ind + "    "
     for k, (a, dt, cdt) in enumerate(inputs):
         src = f"{a}{index}" if dt is not None else a
         lines.append(f"{ind2}x{k} = {cast(src, dt, cdt) if dt is not None else src}")

@@ -75,7 +75,7 @@ def run_elementwise(op, operands, compute, out_dt, shape, out=None):
             arrays.append(o)
         else:
             in_dts.append(None)
-            arrays.append(cnp.type(o))
+            arrays.append(_scalar(o, cnp))
     result = out
     target = out
     if out is None:
@@ -91,16 +91,20 @@ def run_elementwise(op, operands, compute, out_dt, shape, out=None):
         mode = "flat"
         parallel = n >= PARALLEL_THRESHOLD
     else:
-        mode = "nd"
-        parallel = False
         arrays = [np.broadcast_to(a, shape) if isinstance(a, np.ndarray) and a.shape != shape else a
                   for a in arrays]
+        if len(shape) > 2:
+            arrays, target_view = _coalesce(arrays, target)
+        else:
+            target_view = target
+        mode = f"nd{target_view.ndim}"
+        parallel = n >= PARALLEL_THRESHOLD and target_view.ndim > 0 and target_view.shape[0] > 1
     out_np = target.dtype
-    key = (tuple(in_dts), out_np, mode, parallel, target.ndim)
-    if mode == "nd":  # strided operands: the entry point depends on each array's layout
-        key = key + kernel_cache.layout_key(arrays) + kernel_cache.layout_key((target,))
+    key = (tuple(in_dts), cnp, out_np, mode, parallel, target.ndim)
+    if not flat:  # strided operands: the entry point depends on each array's layout
+        key = key + kernel_cache.layout_key(arrays) + kernel_cache.layout_key((target_view,))
     ep = op.kernels.get(key)
-    args = (*arrays, target)
+    args = (*arrays, target if flat else target_view)
     if ep is None:
         disp = _get_elementwise(op, tuple(in_dts), compute, out_np, mode, parallel)
         kernel_cache.first_call(disp, args)
@@ -110,6 +114,44 @@ def run_elementwise(op, operands, compute, out_dt, shape, out=None):
     if target is not result:
         result[...] = target
     return result
+
+
+_as_strided = np.lib.stride_tricks.as_strided
+
+
+def _coalesce(arrays, target):
+    """Views of the operands (all of the target's shape) with adjacent dims merged.
+
+    Dims of size 1 are dropped, and dims d, d+1 merge when every operand steps
+    through them as one (stride[d] == stride[d+1] * size[d+1], broadcast zeros
+    included), so e.g. (64, 6, 28, 28) * (1, 6, 1, 1) runs as 3 loops, not 4.
+    """
+    views = [target] + [a for a in arrays if isinstance(a, np.ndarray)]
+    dims = [d for d, n in enumerate(target.shape) if n != 1]
+    shape = []
+    strides = [[] for _ in views]
+    for d in dims:
+        n = target.shape[d]
+        if shape and all(st[-1] == v.strides[d] * n for st, v in zip(strides, views)):
+            shape[-1] *= n
+            for st, v in zip(strides, views):
+                st[-1] = v.strides[d]
+        else:
+            shape.append(n)
+            for st, v in zip(strides, views):
+                st.append(v.strides[d])
+    if len(shape) == target.ndim:
+        return arrays, target
+    new = [_as_strided(v, shape, st, writeable=(k == 0)) for k, (v, st) in enumerate(zip(views, strides))]
+    it = iter(new[1:])
+    return [next(it) if isinstance(a, np.ndarray) else a for a in arrays], new[0]
+
+
+def _scalar(value, cnp):
+    """A Python scalar in the compute type; integers wrap around like torch (uint8 + -1 = 255)."""
+    if cnp.kind in "iu" and not isinstance(value, (bool, np.bool_)):
+        return np.array(int(value)).astype(cnp)[()]
+    return cnp.type(value)
 
 
 _REDUCERS = {}
