@@ -13,8 +13,9 @@ import re
 
 import numpy as np
 
-# below this many multiply-adds a product is faster on one thread
-SINGLE_THREAD_FLOPS = 1 << 22
+# below this many multiply-adds a product is faster on one thread (measured on a LeNet
+# training step: 2 BLAS threads for mid-size products made the whole step 2.5x slower)
+SINGLE_THREAD_FLOPS = 1 << 26
 
 _setter = None
 _max_threads = 1

@@ -11,8 +11,10 @@ import numpy as np
 from . import kernel_cache
 from .codegen_cpu import np_name, render_elementwise, render_reduce
 
-# below this many elements a parallel loop costs more than it saves
-PARALLEL_THRESHOLD = 1 << 17
+# below this many elements a parallel loop costs more than it saves: waking the OpenMP
+# team costs milliseconds when the cores are busy (BLAS threads, other processes), while a
+# vectorized single-thread loop does 1M float32 elements in well under a millisecond
+PARALLEL_THRESHOLD = 1 << 20
 
 _F32 = np.dtype(np.float32)
 _F16 = np.dtype(np.float16)
