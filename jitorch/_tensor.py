@@ -436,7 +436,11 @@ def _init(t, arr, dtype, device=CPU):
 
 
 def wrap(arr, dtype, device=CPU) -> Tensor:
-    """A new tensor around array ``arr`` (the hot path: no checks)."""
+    """A new tensor around array ``arr`` (the hot path: no checks).
+
+    It repeats ``_init``'s assignments inline on purpose: every op result is
+    made here, and the extra call would add ~0.1 µs to each small op.
+    """
     t = object.__new__(Tensor)
     t._data = arr
     t._dtype = dtype
