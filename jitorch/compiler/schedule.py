@@ -111,7 +111,6 @@ def schedule(graph: Graph) -> list:
     graph.rebuild_users()
     group_of: dict[int, FusedGroup] = {}  # value id -> the group computing it
     steps: list = []
-    _LAST_STEP[0] = steps
 
     for node in graph.nodes:
         if node.name in VIEW_OPS:
@@ -124,7 +123,7 @@ def schedule(graph: Graph) -> list:
             continue
         if _fusible_elementwise(node):
             out = node.outputs[0]
-            g = _find_group_for_elementwise(node, group_of)
+            g = _find_group_for_elementwise(node, group_of, steps)
             if g is None:
                 g = FusedGroup(rows=out.shape[:-1] if out.shape else (), cols=())
                 g._flat_shape = out.shape
@@ -170,21 +169,14 @@ def _is_last_group(g, steps) -> bool:
     return bool(steps) and steps[-1] is g
 
 
-_LAST_STEP = [None]
-
-
-def steps_tail_is(g) -> bool:
-    return _LAST_STEP[0] is not None and _LAST_STEP[0][-1] is g if _LAST_STEP[0] else False
-
-
-def _find_group_for_elementwise(node, group_of):
+def _find_group_for_elementwise(node, group_of, steps):
     out = node.outputs[0]
     cands = []
     for i in node.inputs:
         if isinstance(i, Value) and i.id in group_of:
             cands.append(group_of[i.id])
     for g in cands:
-        if not steps_tail_is(g):
+        if not _is_last_group(g, steps):  # only the newest step may grow: order stays topological
             continue
         if g.cols:
             cls = g.shape_class(out)

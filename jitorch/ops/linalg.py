@@ -59,9 +59,7 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
         if input.ndim == 2 and other.ndim == 2:
             raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({a.shape[0]}x{a.shape[1]} and "
                                f"{b.shape[0]}x{b.shape[1]})")
-        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
-                           f"[{list(a.shape)}] but got: [{list(b.shape)}]." if False else
-                           f"matmul: inner dimensions differ: {list(input.shape)} @ {list(other.shape)} "
+        raise RuntimeError(f"matmul: inner dimensions differ: {list(input.shape)} @ {list(other.shape)} "
                            f"({a.shape[-1]} != {b.shape[-2]})")
     try:
         np.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))

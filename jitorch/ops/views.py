@@ -188,10 +188,8 @@ def _shape_args(shape):
 def view(input: Tensor, *shape) -> Tensor:
     """A view with a new shape (no copy); errors when the strides do not allow it."""
     if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int, np.integer)):
-        return input.to(shape[0]) if False else _view_dtype(input, shape[0])
+        return _view_dtype(input, shape[0])  # x.view(dtype): reinterpret the bytes
     shape = _infer_shape(_shape_args(shape), input._data.size)
-    if shape == input._data.shape:
-        return apply(RESHAPE, [input], {"shape": shape}, view_of=input)
     return apply(RESHAPE, [input], {"shape": shape}, view_of=input)
 
 
