@@ -337,3 +337,23 @@ def test_identical_layers_share_one_generated_kernel():
     _close(cm(x), model(x))
     kernels = next(iter(cm._compiled.entries.values())).forward.kernels
     assert len(kernels) == 4 and len({k.source for k in kernels}) == 1
+
+
+def test_module_attribute_change_retraces():
+    import jitorch.nn as nn
+
+    class Scale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.factor = 2.0
+
+        def forward(self, x):
+            return x * self.factor
+
+    mod = Scale()
+    cm = J.compile(mod)
+    x = J.ones(3)
+    assert cm(x).tolist() == [2.0] * 3
+    mod.factor = 5.0
+    assert cm(x).tolist() == [5.0] * 3
+    assert "self.factor: 2.0 -> 5.0" in cm._compiled.recompiles[-1]

@@ -27,6 +27,7 @@ from .passes import run_pipeline
 from .trace import Tracer, tracing
 
 RECOMPILE_LIMIT = 8
+_SIMPLE_TYPES = frozenset((bool, int, float, str, type(None)))
 _MISSING = object()
 _ALL_COMPILED: list = []
 
@@ -110,21 +111,37 @@ class CompiledFunction:
 
     # -- guards --------------------------------------------------------------------------------------
     def _module_state(self):
+        """(parameters and buffers, guard state) of the module, recomputed on every call.
+
+        The state is each submodule's ``training`` flag and its public attributes of
+        simple types (in insertion order), so changing any of them retraces.
+        """
         m = self.module
         if m is None:
             return (), ()
         tensors = []
-        names = []
         state = []
+        simple = _SIMPLE_TYPES
         for mname, sub in m.named_modules():
-            state.append((mname, sub.training, tuple(sorted(
-                (k, v) for k, v in sub.__dict__.items() if _simple(v) and not k.startswith("_")
-                and k != "training"))))
-            for pname, p in list(sub._parameters.items()) + list(sub._buffers.items()):
+            d = sub.__dict__
+            state.append((mname, d.get("training"), tuple(
+                [(k, v) for k, v in d.items() if type(v) in simple and k[0] != "_" and k != "training"])))
+            for p in d["_parameters"].values():
                 if p is not None:
                     tensors.append(p)
-                    names.append(f"{mname + '.' if mname else ''}{pname}")
-        return tensors, (tuple(state), tuple(names))
+            for b in d["_buffers"].values():
+                if b is not None:
+                    tensors.append(b)
+        return tensors, (tuple(state),)
+
+    def _input_names(self):
+        """Names of the module's parameters and buffers, in the order ``_module_state`` lists them."""
+        names = []
+        for mname, sub in self.module.named_modules():
+            prefix = mname + "." if mname else ""
+            names += [prefix + n for n, p in sub._parameters.items() if p is not None]
+            names += [prefix + n for n, b in sub._buffers.items() if b is not None]
+        return names
 
     def _global_names(self):
         fn = self.fn
@@ -209,7 +226,7 @@ class CompiledFunction:
     def _capture(self, args, kwargs, inputs, n_args, key) -> _Entry:
         entry = _Entry()
         tracer = Tracer()
-        names = self._module_state()[1][1] if self.module is not None else ()
+        names = self._input_names() if self.module is not None else ()
         for k, t in enumerate(inputs):
             tracer.bind_input(t, name=None if k < n_args else names[k - n_args])
         with tracing(tracer):
