@@ -70,8 +70,12 @@ class _Emitter:
         return cast(f"({expr})", res_dt, node.outputs[0].dtype.numpy_dtype)
 
 
-def _closure(group: FusedGroup, targets, full_ids):
-    """Full-level nodes needed (in order) to compute ``targets`` inside a column loop."""
+def _closure(group: FusedGroup, targets, full_ids, stop=frozenset()):
+    """Full-level nodes needed (in order) to compute ``targets`` inside a column loop.
+
+    Values in ``stop`` (already stored in a row scratch buffer) are included but
+    their producers' inputs are not followed.
+    """
     need = set()
     stack = list(targets)
     producers = {o.id: n for n in group.nodes for o in n.outputs}
@@ -80,10 +84,20 @@ def _closure(group: FusedGroup, targets, full_ids):
         if v.id in need or v.id not in full_ids:
             continue
         need.add(v.id)
+        if v.id in stop:
+            continue
         for i in producers[v.id].inputs:
             if isinstance(i, Value) and i.id in producers:
                 stack.append(i)
     return [n for n in group.nodes if n.outputs[0].id in need]
+
+
+_EXPENSIVE = ("exp32(", "tanh32(", "sigmoid32(", "math.")
+
+
+def _expensive(node) -> bool:
+    compute = node.meta.get("compute") or node.outputs[0].dtype
+    return node.kind == "elementwise" and any(t in node.op.template(compute) for t in _EXPENSIVE)
 
 
 def render_group(group: FusedGroup, kernel_name: str, parallel: bool):
@@ -135,10 +149,19 @@ def render_group(group: FusedGroup, kernel_name: str, parallel: bool):
             return f"{arg}[j]"
         return f"{arg}[r]" if cls == "row" else f"{arg}{em.full_index()}"
 
+    stored: set = set()  # transcendental full values kept in a per-row scratch buffer
+    to_store: set = set()
+
     def emit_full(nodes, ind):
         out = []
         for n in nodes:
-            out.append(f"{ind}v{L[n.outputs[0].id]} = {em.node_expr(n, name_of_full)}")
+            oid = n.outputs[0].id
+            if oid in stored:
+                out.append(f"{ind}v{L[oid]} = s{L[oid]}[j]")
+                continue
+            out.append(f"{ind}v{L[oid]} = {em.node_expr(n, name_of_full)}")
+            if oid in to_store:
+                out.append(f"{ind}s{L[oid]}[j] = v{L[oid]}")
         return out
 
     if mode == "flat":
@@ -155,6 +178,21 @@ def render_group(group: FusedGroup, kernel_name: str, parallel: bool):
     else:
         lines.append(f"    for r in {loop}(R):")
         ind = "        "
+        # a transcendental needed by more than one column loop (softmax's exp) is computed once
+        # per row into scratch and read back, instead of being recomputed in each loop
+        loops = [_closure(group, [n.inputs[0]], full_ids) for n in group.nodes if n.name in _ACC]
+        full_outs_all = [v for _, v, cls in out_args if cls == "full"]
+        if full_outs_all:
+            loops.append(_closure(group, full_outs_all, full_ids))
+        uses: dict = {}
+        for lp in loops:
+            for n in lp:
+                if _expensive(n):
+                    uses[n.outputs[0].id] = uses.get(n.outputs[0].id, 0) + 1
+        to_store.update(vid for vid, c in uses.items() if c > 1)
+        for vid in sorted(to_store, key=lambda v: L[v]):
+            o = next(o for n in group.nodes for o in n.outputs if o.id == vid)
+            lines.append(f"{ind}s{L[vid]} = np.empty(K, dtype={np_name(o.dtype.numpy_dtype)})")
         for n in group.nodes:
             o = n.outputs[0]
             if n.name in _ACC:
@@ -170,7 +208,9 @@ def render_group(group: FusedGroup, kernel_name: str, parallel: bool):
                 if track_nan:
                     lines.append(f"{ind}nan{k} = False")
                 lines.append(f"{ind}for j in range(K):")
-                lines += emit_full(_closure(group, [src], full_ids), ind + "    ")
+                body = _closure(group, [src], full_ids, frozenset(stored))
+                lines += emit_full(body, ind + "    ")
+                stored.update(n.outputs[0].id for n in body if n.outputs[0].id in to_store)
                 x = cast(name_of_full(src), src.dtype.numpy_dtype, acc_np)
                 lines.append(f"{ind}    a{k} = {pre.format(x=x)}")
                 lines.append(f"{ind}    acc{k} = {combine.format(acc=f'acc{k}', v=f'a{k}')}")
@@ -187,7 +227,8 @@ def render_group(group: FusedGroup, kernel_name: str, parallel: bool):
         full_outs = [(a, v) for a, v, cls in out_args if cls == "full"]
         if full_outs:
             lines.append(f"{ind}for j in range(K):")
-            lines += emit_full(_closure(group, [v for _, v in full_outs], full_ids), ind + "    ")
+            lines += emit_full(_closure(group, [v for _, v in full_outs], full_ids, frozenset(stored)),
+                               ind + "    ")
             for a, v in full_outs:
                 lines.append(f"{ind}    {a}[r, j] = v{L[v.id]}")
         for a, v, cls in out_args:
