@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from numba import njit, types
 from numba.extending import overload
 
@@ -44,17 +46,31 @@ def _tanh_impl(x):
 # -- LSTM ----------------------------------------------------------------------------------------------
 @njit(**_JIT)
 def lstm_step(gx, gh, c, h_out):
-    """One step: gates = gx + gh; c <- f*c + i*g (in place); h_out = o * tanh(c)."""
+    """One step: gates = gx + gh; c <- f*c + i*g (in place); h_out = o * tanh(c).
+
+    Each gate is its own unit-stride loop over the hidden units, so LLVM can
+    vectorize the transcendentals (one interleaved loop over all four did not).
+    """
     n, hid = c.shape
+    z = np.empty(4 * hid, dtype=gx.dtype)
+    tc = np.empty(hid, dtype=gx.dtype)
     for b in range(n):
+        gxb = gx[b]
+        ghb = gh[b]
+        for j in range(2 * hid):
+            z[j] = _sig(gxb[j] + ghb[j])
+        for j in range(2 * hid, 3 * hid):
+            z[j] = _tanh(gxb[j] + ghb[j])
+        for j in range(3 * hid, 4 * hid):
+            z[j] = _sig(gxb[j] + ghb[j])
+        cb = c[b]
         for j in range(hid):
-            i = _sig(gx[b, j] + gh[b, j])
-            f = _sig(gx[b, hid + j] + gh[b, hid + j])
-            g = _tanh(gx[b, 2 * hid + j] + gh[b, 2 * hid + j])
-            o = _sig(gx[b, 3 * hid + j] + gh[b, 3 * hid + j])
-            cn = f * c[b, j] + i * g
-            c[b, j] = cn
-            h_out[b, j] = o * _tanh(cn)
+            cn = z[hid + j] * cb[j] + z[j] * z[2 * hid + j]
+            cb[j] = cn
+            tc[j] = _tanh(cn)
+        hb = h_out[b]
+        for j in range(hid):
+            hb[j] = z[3 * hid + j] * tc[j]
 
 
 @njit(**_JIT)
@@ -62,22 +78,24 @@ def lstm_states(pre, c0, steps, acts, cs):
     """Gate activations and cell states of a whole sequence from pre-activations (for backward).
 
     ``steps`` lists the timesteps in processing order (reversed for the backward direction).
+    Activations come first, gate by gate in unit-stride loops (vectorizable); the cell
+    recurrence, which carries a dependence from step to step, runs after them.
     """
-    hid = c0.shape[1]
+    n, hid = c0.shape
+    for t in range(pre.shape[0]):
+        for b in range(n):
+            for j in range(2 * hid):
+                acts[t, b, j] = _sig(pre[t, b, j])
+            for j in range(2 * hid, 3 * hid):
+                acts[t, b, j] = _tanh(pre[t, b, j])
+            for j in range(3 * hid, 4 * hid):
+                acts[t, b, j] = _sig(pre[t, b, j])
     for k in range(steps.shape[0]):
         t = steps[k]
-        for b in range(c0.shape[0]):
+        for b in range(n):
             for j in range(hid):
-                i = _sig(pre[t, b, j])
-                f = _sig(pre[t, b, hid + j])
-                g = _tanh(pre[t, b, 2 * hid + j])
-                o = _sig(pre[t, b, 3 * hid + j])
-                acts[t, b, j] = i
-                acts[t, b, hid + j] = f
-                acts[t, b, 2 * hid + j] = g
-                acts[t, b, 3 * hid + j] = o
                 prev = c0[b, j] if k == 0 else cs[steps[k - 1], b, j]
-                cs[t, b, j] = f * prev + i * g
+                cs[t, b, j] = acts[t, b, hid + j] * prev + acts[t, b, j] * acts[t, b, 2 * hid + j]
 
 
 @njit(**_JIT)
