@@ -100,22 +100,32 @@ def lstm_states(pre, c0, steps, acts, cs):
 
 @njit(**_JIT)
 def lstm_step_backward(dh, dc, act, c_prev, c_t, dgates):
-    """Gate gradients of one step; ``dc`` (in: d c_t, out: d c_{t-1}) is updated in place."""
+    """Gate gradients of one step; ``dc`` (in: d c_t, out: d c_{t-1}) is updated in place.
+
+    tanh(c_t) gets its own loop; the rest is arithmetic over unit-stride rows (vectorizable).
+    """
     n, hid = dh.shape
+    tc = np.empty(hid, dtype=act.dtype)
     for b in range(n):
+        ab = act[b]
+        gb = dgates[b]
+        dhb = dh[b]
+        dcb = dc[b]
+        cpb = c_prev[b]
+        ctb = c_t[b]
         for j in range(hid):
-            i = act[b, j]
-            f = act[b, hid + j]
-            g = act[b, 2 * hid + j]
-            o = act[b, 3 * hid + j]
-            tc = _tanh(c_t[b, j])
-            d_o = dh[b, j] * tc
-            dcell = dc[b, j] + dh[b, j] * o * (1.0 - tc * tc)
-            dgates[b, j] = dcell * g * i * (1.0 - i)
-            dgates[b, hid + j] = dcell * c_prev[b, j] * f * (1.0 - f)
-            dgates[b, 2 * hid + j] = dcell * i * (1.0 - g * g)
-            dgates[b, 3 * hid + j] = d_o * o * (1.0 - o)
-            dc[b, j] = dcell * f
+            tc[j] = _tanh(ctb[j])
+        for j in range(hid):
+            i = ab[j]
+            f = ab[hid + j]
+            g = ab[2 * hid + j]
+            o = ab[3 * hid + j]
+            dcell = dcb[j] + dhb[j] * o * (1.0 - tc[j] * tc[j])
+            gb[j] = dcell * g * i * (1.0 - i)
+            gb[hid + j] = dcell * cpb[j] * f * (1.0 - f)
+            gb[2 * hid + j] = dcell * i * (1.0 - g * g)
+            gb[3 * hid + j] = dhb[j] * tc[j] * o * (1.0 - o)
+            dcb[j] = dcell * f
 
 
 # -- GRU -----------------------------------------------------------------------------------------------
