@@ -86,6 +86,7 @@ class _Entry:
         self.guard_desc = {}
         self.first_result = None
         self.effects = []  # deferred prints replayed after each run
+        self.autograd_fn = None  # the Function class bridging to the backward graph, built on first use
         self.n_effect_outputs = 0
 
 
@@ -346,37 +347,48 @@ class _BackwardTracer(Tracer):
             self.fwd._values[id(alias)] = (fentry[0], alias)
 
 
+def _graph_function(entry: _Entry):
+    """The autograd Function running ``entry``'s forward graph, its backward the compiled backward graph.
+
+    Built once per entry; the first argument of ``apply`` is a per-call list that
+    receives the arrays of deferred prints.
+    """
+    from ..autograd.function import Function
+
+    class CompiledGraphFunction(Function):
+        @staticmethod
+        def forward(ctx, effects, *ins):
+            res = entry.forward([t._data for t in ins])
+            n, m = entry.n_user_outputs, entry.n_effect_outputs
+            ctx.saved_arrays = res[n + m:]
+            effects.extend(res[n:n + m])
+            dev = ins[0].device
+            return tuple(wrap(a, _dt(a), dev) for a in res[:n])
+
+        @staticmethod
+        def backward(ctx, *grads):
+            diff_grads = [g for g, req in zip(grads, entry.out_requires_grad) if req]
+            res = entry.backward([g._data for g in diff_grads] + list(ctx.saved_arrays))
+            it = iter(res)
+            out = [None] * (len(ctx.needs_input_grad) - 1)
+            for k, present in zip(entry.diff_input_idx, entry.backward.graph.grad_present):
+                if present:
+                    a = next(it)
+                    out[k] = wrap(a, _dt(a))
+            return (None, *out)
+
+    return CompiledGraphFunction
+
+
 class _CompiledAutograd:
     """Runs an entry's forward graph as one autograd node whose backward is the compiled backward graph."""
 
     @staticmethod
     def apply_entry(entry: _Entry, inputs):
-        from ..autograd.function import Function
-
-        class CompiledGraphFunction(Function):
-            @staticmethod
-            def forward(ctx, *ins):
-                res = entry.forward([t._data for t in ins])
-                n, m = entry.n_user_outputs, entry.n_effect_outputs
-                ctx.saved_arrays = res[n + m:]
-                effects.extend(res[n:n + m])
-                dev = ins[0].device
-                return tuple(wrap(a, _dt(a), dev) for a in res[:n])
-
-            @staticmethod
-            def backward(ctx, *grads):
-                diff_grads = [g for g, req in zip(grads, entry.out_requires_grad) if req]
-                res = entry.backward([g._data for g in diff_grads] + list(ctx.saved_arrays))
-                it = iter(res)
-                out = [None] * len(inputs)
-                for k, present in zip(entry.diff_input_idx, entry.backward.graph.grad_present):
-                    if present:
-                        a = next(it)
-                        out[k] = wrap(a, _dt(a))
-                return tuple(out)
-
+        if entry.autograd_fn is None:
+            entry.autograd_fn = _graph_function(entry)
         effects = []
-        outs = CompiledGraphFunction.apply(*inputs)
+        outs = entry.autograd_fn.apply(effects, *inputs)
         outs = outs if isinstance(outs, tuple) else (outs,)
         for o, req in zip(outs, entry.out_requires_grad):
             if not req:
