@@ -169,7 +169,7 @@ def test_fullgraph_raises_on_break():
 
 
 def test_recompile_limit_warns_once_and_falls_back():
-    f = J.compile(lambda t: t + 1)
+    f = J.compile(lambda t: t + 1, dynamic=False)  # sizes would otherwise generalize after three
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         for n in range(1, 12):
@@ -357,3 +357,59 @@ def test_module_attribute_change_retraces():
     mod.factor = 5.0
     assert cm(x).tolist() == [5.0] * 3
     assert "self.factor: 2.0 -> 5.0" in cm._compiled.recompiles[-1]
+
+
+def _traced(cf):
+    return sum(not e.instantiated for e in cf.entries.values())
+
+
+def test_batch_size_generalizes_after_changing_twice_forward_and_backward():
+    J.manual_seed(0)
+    m = J.nn.Sequential(J.nn.Linear(4, 8), J.nn.GELU(), J.nn.LayerNorm(8), J.nn.Linear(8, 3))
+    f = J.compile(m)
+    for n in (2, 3, 5, 7, 11, 1):
+        x = J.randn(n, 4)
+        out = f(x)
+        (out.softmax(-1) * J.arange(3.0)).sum().backward()
+        got = [p.grad.clone() for p in m.parameters()]
+        m.zero_grad()
+        ref = m(x)
+        (ref.softmax(-1) * J.arange(3.0)).sum().backward()
+        _close(out, ref, rtol=1e-5, atol=1e-6)
+        for g, p in zip(got, m.parameters()):
+            _close(g, p.grad, rtol=1e-4, atol=1e-6)
+        m.zero_grad()
+    # three traces (the size changed twice), then every size comes from the template
+    assert _traced(f._compiled) == 3
+    assert len(f._compiled.entries) == 6
+
+
+def test_dynamic_true_traces_once_for_every_batch_size():
+    f = J.compile(lambda x, w: ((x @ w).softmax(-1) * 2).sum(0) / x.shape[0], dynamic=True)
+    w = J.randn(5, 3)
+    for n in (4, 9, 2, 6):
+        x = J.randn(n, 5)
+        _close(f(x, w), ((x @ w).softmax(-1) * 2).sum(0) / n, rtol=1e-5, atol=1e-6)
+    assert _traced(f) == 1
+
+
+def test_shape_dependent_branch_or_constant_does_not_generalize():
+    def branchy(x):
+        return x * 2 if x.shape[0] > 4 else x * 3
+
+    def with_arange(x):
+        return x + J.arange(x.shape[0]).unsqueeze(1)
+
+    for fn in (branchy, with_arange):
+        f = J.compile(fn)
+        for n in (2, 3, 5, 7, 8):
+            x = J.randn(n, 2)
+            _close(f(x), fn(x))
+        assert _traced(f) == 5
+
+
+def test_dynamic_false_keeps_one_graph_per_size():
+    f = J.compile(lambda t: t * 2, dynamic=False)
+    for n in (2, 3, 4, 5):
+        _close(f(J.ones(n)), J.ones(n) * 2)
+    assert _traced(f) == 4 and not f.families

@@ -24,6 +24,7 @@ from ..autograd import grad_mode
 from . import logs
 from .executor import Executor
 from .passes import run_pipeline
+from . import dynamic
 from .trace import Tracer, tracing
 
 RECOMPILE_LIMIT = 8
@@ -60,6 +61,14 @@ def _rebuild(spec, it):
     return tag(items) if tag is list else (tuple(items) if tag is tuple else tag(*items))
 
 
+def _leaves_and_spec(args, kwargs):
+    """The tensor leaves of a call's arguments and the guard key of their structure."""
+    if not kwargs and all(a.__class__ is Tensor for a in args):
+        return list(args), len(args)  # the common case: tensors only, no nesting
+    leaves = []
+    return leaves, _spec_key(_flatten((args, kwargs), leaves))
+
+
 def _spec_key(spec):
     tag = spec[0]
     if tag == "T":
@@ -88,6 +97,18 @@ class _Entry:
         self.effects = []  # deferred prints replayed after each run
         self.autograd_fn = None  # the Function class bridging to the backward graph, built on first use
         self.n_effect_outputs = 0
+        self.raw = None  # (forward, backward) graphs before optimization: samples for dynamic sizes
+        self.instantiated = False  # built from a dynamic template, not traced
+
+
+class _Family:
+    """Entries whose guards differ only in tensor sizes: the samples a dynamic template is fitted on."""
+
+    def __init__(self):
+        self.samples: list = []  # (guard key, entry)
+        self.template = None  # dynamic.Template once fitted; False when the sizes cannot be generalized
+        self.positions = ()  # (input, dim) pairs that carry the size S
+        self.base_shapes = None
 
 
 class CompiledFunction:
@@ -106,6 +127,8 @@ class CompiledFunction:
         self.recompiles: list[str] = []
         self._warned_limit = False
         self._fallback = False
+        self.dynamic = dynamic
+        self.families: dict = {}
         self._gnames = self._global_names()
         functools.update_wrapper(self, fn)
         _ALL_COMPILED.append(self)
@@ -169,31 +192,136 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         if self._fallback:
             return self.fn(*args, **kwargs)
-        if not kwargs and all(a.__class__ is Tensor for a in args):
-            leaves, spec_key = list(args), len(args)  # the common case: tensors only, no nesting
-        else:
-            leaves = []
-            spec_key = _spec_key(_flatten((args, kwargs), leaves))
+        leaves, spec_key = _leaves_and_spec(args, kwargs)
         mod_tensors, mod_state = self._module_state()
         inputs = leaves + list(mod_tensors) if mod_tensors else leaves
         key = self._key(inputs, spec_key, mod_state)
         entry = self.entries.get(key)
         if entry is None:
-            if len(self.entries) >= RECOMPILE_LIMIT:
-                self._hit_limit(key)
-                return self.fn(*args, **kwargs)
-            self._log_recompile(key)
-            entry = self._capture(args, kwargs, inputs, len(leaves), key)
+            entry = self._instantiate(key) if self.dynamic is not False else None
+            if entry is None:
+                if sum(not e.instantiated for e in self.entries.values()) >= RECOMPILE_LIMIT:
+                    self._hit_limit(key)
+                    return self.fn(*args, **kwargs)
+                self._log_recompile(key)
+                entry = self._capture(args, kwargs, inputs, len(leaves), key)
+                self.entries[key] = entry
+                if self.dynamic is not False:
+                    self._note_sample(key, entry, args, kwargs, len(leaves), mod_tensors)
+                # the capture ran the function eagerly: running the graph again would repeat
+                # its side effects (in-place updates, random draws), so return that result
+                out, entry.first_result = entry.first_result, None
+                return out
             self.entries[key] = entry
-            # the capture ran the function eagerly: running the graph again would repeat
-            # its side effects (in-place updates, random draws), so return that result
-            out, entry.first_result = entry.first_result, None
-            return out
         if entry.breaks:
             return self.fn(*args, **kwargs)
         if self.check:
             self._check(entry, inputs)
         return self._run(entry, inputs)
+
+    # -- dynamic sizes -------------------------------------------------------------------------------
+    @staticmethod
+    def _family_key(key):
+        tensor_part = tuple((len(shape), dt, rg) for shape, dt, rg in key[0])
+        return (tensor_part,) + tuple(key[1:])
+
+    def _instantiate(self, key):
+        """The entry for ``key`` built from a fitted dynamic template, or None."""
+        fam = self.families.get(self._family_key(key))
+        if fam is None or not fam.template:
+            return None
+        shapes = [shape for shape, _, _ in key[0]]
+        size = None
+        for k, shape in enumerate(shapes):
+            for d, n in enumerate(shape):
+                if (k, d) in fam.positions:
+                    if size is None:
+                        size = n
+                    elif n != size:
+                        return None
+                elif n != fam.base_shapes[k][d]:
+                    return None
+        fwd, bwd, extra = fam.template.graphs_at(size)
+        entry = _Entry()
+        entry.instantiated = True
+        (entry.out_spec, entry.effects, entry.n_user_outputs, entry.out_dtypes, entry.n_effect_outputs,
+         entry.diff_input_idx, entry.out_requires_grad) = extra
+        self._build(entry, fwd, bwd)
+        logs.emit("recompiles", f"{getattr(self.fn, '__qualname__', self.fn)}: size {size} built from the dynamic "
+                                "template (no retrace)")
+        return entry
+
+    def _note_sample(self, key, entry, args, kwargs, n_leaves, mod_tensors) -> None:
+        """Remember a traced entry; fit a dynamic template once three sizes have been seen."""
+        if entry.breaks or entry.raw is None:
+            return
+        fam = self.families.setdefault(self._family_key(key), _Family())
+        if fam.template is not None:
+            return
+        fam.samples.append((key, entry))
+        if self.dynamic is True and len(fam.samples) == 1:
+            self._trace_other_sizes(fam, entry, args, kwargs, mod_tensors)
+        if len(fam.samples) >= 3:
+            self._fit(fam)
+
+    def _fit(self, fam) -> None:
+        shapes = [[shape for shape, _, _ in k[0]] for k, _ in fam.samples]
+        positions = [(i, d) for i, shape in enumerate(shapes[0]) for d in range(len(shape))
+                     if len({s[i][d] for s in shapes}) > 1]
+        sizes = []
+        for s in shapes:
+            vals = {s[i][d] for i, d in positions}
+            if len(vals) != 1:
+                fam.template = False  # more than one independent size: keep one graph per shape
+                return
+            sizes.append(vals.pop())
+        samples = [(n, *dynamic.sample(e.raw[0], e.raw[1], _entry_extra(e))) for n, (_, e) in zip(sizes, fam.samples)]
+        slots = dynamic.fit(samples)
+        name = getattr(self.fn, "__qualname__", self.fn)
+        if slots is None:
+            fam.template = False
+            logs.emit("recompiles", f"{name}: the traces at sizes {sizes} do not generalize; one graph per size")
+            return
+        first = fam.samples[0][1]
+        fam.template = dynamic.Template(first.raw[0], first.raw[1], _entry_extra(first), samples[0][2], slots)
+        fam.positions = frozenset(positions)
+        fam.base_shapes = shapes[0]
+        logs.emit("recompiles", f"{name}: sizes {sizes} generalized into one dynamic graph over "
+                                f"{sorted(fam.positions)}")
+
+    def _trace_other_sizes(self, fam, entry, args, kwargs, mod_tensors) -> None:
+        """dynamic=True: trace two more batch sizes now (made by repeating rows of the inputs).
+
+        Only for functions without side effects (in-place updates of inputs or buffers,
+        prints, random draws): the extra traces run the function.
+        """
+        g = entry.raw[0]
+        if g.mutations or entry.effects or any(n.meta.get("random") for n in g.nodes):
+            return
+        from .. import arange, no_grad
+        leaves = []
+        spec = _flatten((args, kwargs), leaves)
+        if not leaves or leaves[0].dim() == 0:
+            return
+        size = leaves[0].shape[0]
+        if size == 0:
+            return
+        for grow in (1, 2):
+            with no_grad():
+                rows = arange(size + grow) % size
+                new = [t.detach()[rows].requires_grad_(t.requires_grad) if t.dim() and t.shape[0] == size else t
+                       for t in leaves]
+            nargs, nkwargs = _rebuild(spec, iter(new))
+            mod_tensors2, mod_state = self._module_state()
+            inputs = new + list(mod_tensors2)
+            k2 = self._key(inputs, _leaves_and_spec(nargs, nkwargs)[1], mod_state)
+            e2 = self._capture(nargs, nkwargs, inputs, len(new), k2)
+            e2.first_result = None
+            if e2.breaks:
+                return
+            e2.instantiated = True  # part of this compile, not a recompile
+            self.entries.setdefault(k2, e2)
+            fam.samples.append((k2, e2))
 
     def _check(self, entry, inputs) -> None:
         """check=True: compare the fused kernels with node-by-node eager execution."""
@@ -260,6 +388,14 @@ class CompiledFunction:
             entry.out_requires_grad = [o._requires_grad for o in leaves]
             graph.outputs = graph.outputs + saved_values
         logs.emit("graph", f"captured {getattr(self.fn, '__qualname__', self.fn)}:\n{graph}")
+        if self.dynamic is not False:
+            entry.raw = (dynamic.rebuild(graph, dynamic.flatten(graph)[1])[0],
+                         dynamic.rebuild(bwd_graph, dynamic.flatten(bwd_graph)[1])[0] if bwd_graph is not None else None)
+        self._build(entry, graph, bwd_graph)
+        return entry
+
+    def _build(self, entry, graph, bwd_graph) -> None:
+        """Optimize the captured graphs and generate their kernels."""
         graph = run_pipeline(graph)
         entry.graph_str = str(graph)
         fuse = self.backend != "eager"
@@ -270,7 +406,6 @@ class CompiledFunction:
             entry.backward_graph_str = str(bwd_graph)
             entry.backward = Executor(bwd_graph, fuse=fuse)
             _log_fusion(entry.backward)
-        return entry
 
     def _capture_backward(self, fwd_tracer, outputs, diff_inputs):
         """Trace the derivative rules: a graph from (grad outputs, saved forward values) to input grads."""
@@ -301,6 +436,12 @@ class CompiledFunction:
         if entry.effects:
             _replay_prints(entry.effects, effect_arrays)
         return _rebuild(entry.out_spec, iter(outs))
+
+
+def _entry_extra(e: _Entry):
+    """The entry fields a dynamic template rebuilds (they may hold sizes)."""
+    return (e.out_spec, e.effects, e.n_user_outputs, e.out_dtypes, e.n_effect_outputs, e.diff_input_idx,
+            e.out_requires_grad)
 
 
 def _replay_prints(effects, arrays) -> None:
