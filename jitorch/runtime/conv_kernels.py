@@ -34,7 +34,20 @@ def use_parallel(planes: int, work: int) -> bool:
 # ``cols`` is a 4-D view, so one kernel serves both column layouts: batch-major (N, C*kh*kw, L),
 # as F.unfold returns, and channel-major (C*kh*kw, N, L), which turns a convolution into one GEMM.
 @njit(**_JIT)
+def _valid_cols(kj, kw_unused, sw, pw, dw, W, ow):
+    """[lo, hi): the output columns j whose input column j * sw - pw + kj * dw lies inside the image."""
+    off = kj * dw - pw
+    lo = 0 if off >= 0 else (-off + sw - 1) // sw
+    hi = (W - 1 - off) // sw + 1 if W - 1 - off >= 0 else 0
+    lo = min(lo, ow)
+    hi = max(min(hi, ow), lo)
+    return lo, hi, off
+
+
+@njit(**_JIT)
 def _im2col_plane(x, p, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out):
+    # the in-image columns of each output row are a range computed up front, so the copy
+    # loop has no per-element bounds test; only the padding margins are zero-filled
     C = x.shape[1]
     n = p // C
     c = p % C
@@ -44,19 +57,26 @@ def _im2col_plane(x, p, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out):
     for ki in range(kh):
         for kj in range(kw):
             r = ki * kw + kj
+            lo, hi, off = _valid_cols(kj, kw, sw, pw, dw, W, ow)
+            row = out[n, c, r]
             for i in range(oh):
-                hi = i * sh - ph + ki * dh
+                h = i * sh - ph + ki * dh
                 base = i * ow
-                if hi < 0 or hi >= H:
+                if h < 0 or h >= H:
                     for j in range(ow):
-                        out[n, c, r, base + j] = zero
+                        row[base + j] = zero
                     continue
-                for j in range(ow):
-                    wi = j * sw - pw + kj * dw
-                    if wi >= 0 and wi < W:
-                        out[n, c, r, base + j] = x[n, c, hi, wi]
-                    else:
-                        out[n, c, r, base + j] = zero
+                xr = x[n, c, h]
+                for j in range(lo):
+                    row[base + j] = zero
+                if sw == 1:
+                    for j in range(lo, hi):
+                        row[base + j] = xr[j + off]
+                else:
+                    for j in range(lo, hi):
+                        row[base + j] = xr[j * sw + off]
+                for j in range(hi, ow):
+                    row[base + j] = zero
 
 
 @njit(**_JIT)
@@ -82,15 +102,20 @@ def _col2im_plane(cols, p, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, out):
     for ki in range(kh):
         for kj in range(kw):
             r = ki * kw + kj
+            lo, hi, off = _valid_cols(kj, kw, sw, pw, dw, W, ow)
+            row = cols[n, c, r]
             for i in range(oh):
-                hi = i * sh - ph + ki * dh
-                if hi < 0 or hi >= H:
+                h = i * sh - ph + ki * dh
+                if h < 0 or h >= H:
                     continue
                 base = i * ow
-                for j in range(ow):
-                    wi = j * sw - pw + kj * dw
-                    if wi >= 0 and wi < W:
-                        out[n, c, hi, wi] += cols[n, c, r, base + j]
+                orow = out[n, c, h]
+                if sw == 1:
+                    for j in range(lo, hi):
+                        orow[j + off] += row[base + j]
+                else:
+                    for j in range(lo, hi):
+                        orow[j * sw + off] += row[base + j]
 
 
 @njit(**_JIT)
