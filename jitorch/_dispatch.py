@@ -122,6 +122,10 @@ def elementwise(op, *args, out=None, inplace=None, dtype=None):
     ``dtype`` overrides the promoted dtype (``where`` promotes only its values).
     """
     tensors = [a for a in args if isinstance(a, Tensor)]
+    if _tracer is not None and _tracer.lazy:  # a resumed compiled graph defers the op
+        r = _tracer.lazy_elementwise(op, args, out, inplace)
+        if r is not NotImplemented:
+            return r
     first = tensors[0]
     if dtype is not None:
         dt = dtype
@@ -443,3 +447,7 @@ def apply(op, inputs, attrs=None, *, view_of=None):
     if _state.grad_enabled and op.differentiable and any(t is not None and t._requires_grad for t in inputs):
         _record(op, inputs, outs, attrs)
     return outs if multi else outs[0]
+    if _tracer is not None and _tracer.lazy:  # a resumed compiled graph defers the op
+        r = _tracer.lazy_apply(op, inputs, attrs, view_of)
+        if r is not NotImplemented:
+            return r

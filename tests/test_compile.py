@@ -413,3 +413,70 @@ def test_dynamic_false_keeps_one_graph_per_size():
     for n in (2, 3, 4, 5):
         _close(f(J.ones(n)), J.ones(n) * 2)
     assert _traced(f) == 4 and not f.families
+
+
+def _branchy_item(x):
+    y = (x * 2 + 1).tanh()
+    if y.sum().item() > 0:
+        z = (y.exp() * 3).sum(-1)
+    else:
+        z = (y.neg() - 1).sum(-1)
+    return z / 2
+
+
+def test_graph_break_resumes_two_compiled_graphs_equal_to_eager():
+    cf = J.compile(_branchy_item)
+    x = J.randn(4, 5).abs() + 0.1  # positive sum: the captured path
+    for k in range(3):
+        xk = x * (k + 1)
+        _close(cf(xk), _branchy_item(xk), rtol=1e-5)
+    entry = next(iter(cf.entries.values()))
+    assert entry.program is not None and entry.program.n_graphs == 2
+    assert entry.program.divergences == 0
+    rep = explain(cf, x)
+    assert rep.graph_count == 2 and len(rep.graph_breaks) == 1
+
+
+def test_resumed_graph_that_takes_the_other_branch_finishes_eagerly():
+    cf = J.compile(_branchy_item)
+    pos = J.randn(3, 4).abs() + 0.1
+    cf(pos)
+    neg = -pos  # the other side of the if: the replay stops there and the rest runs eagerly
+    for x in (neg, pos, neg):
+        _close(cf(x), _branchy_item(x), rtol=1e-5)
+    entry = next(iter(cf.entries.values()))
+    assert entry.program.divergences == 2
+
+
+def test_resumed_graph_gives_python_real_values_between_segments():
+    seen = []
+
+    def f(x):
+        h = x.relu() * 2
+        seen.append(h.tolist())  # Python reads a computed tensor mid-function
+        return (h + 1).sum()
+
+    cf = J.compile(f)
+    x = J.tensor([[-1.0, 2.0], [3.0, -4.0]])
+    cf(x)
+    out = cf(x * 3)
+    assert seen[-1] == [[0.0, 12.0], [18.0, 0.0]]
+    _close(out, f(x * 3))
+    assert next(iter(cf.entries.values())).program.n_graphs == 2
+
+
+def test_break_with_grad_or_mutation_runs_eagerly():
+    w = J.randn(3, requires_grad=True)
+
+    def f(x):
+        y = x * w
+        if y.sum() > 0:
+            return y * 2
+        return y
+
+    cf = J.compile(f)
+    x = J.ones(3)
+    cf(x)
+    out = cf(x)
+    out.sum().backward()  # an eager result: autograd works through it
+    assert next(iter(cf.entries.values())).program is None

@@ -24,7 +24,7 @@ from ..autograd import grad_mode
 from . import logs
 from .executor import Executor
 from .passes import run_pipeline
-from . import dynamic
+from . import dynamic, segments
 from .trace import Tracer, tracing
 
 RECOMPILE_LIMIT = 8
@@ -99,6 +99,8 @@ class _Entry:
         self.n_effect_outputs = 0
         self.raw = None  # (forward, backward) graphs before optimization: samples for dynamic sizes
         self.instantiated = False  # built from a dynamic template, not traced
+        self.program = None  # segments.Program replaying a capture with resumable graph breaks
+        self.lifted = []  # tensors from outside the call (closures, globals) that are graph inputs
 
 
 class _Family:
@@ -213,7 +215,11 @@ class CompiledFunction:
                 out, entry.first_result = entry.first_result, None
                 return out
             self.entries[key] = entry
+        if entry.lifted:
+            inputs = inputs + entry.lifted
         if entry.breaks:
+            if entry.program is not None and all(b.category in segments.RESUMABLE for b in entry.breaks):
+                return entry.program.run(self.fn, args, kwargs, inputs)
             return self.fn(*args, **kwargs)
         if self.check:
             self._check(entry, inputs)
@@ -360,6 +366,9 @@ class CompiledFunction:
             tracer.bind_input(t, name=None if k < n_args else names[k - n_args])
         with tracing(tracer):
             out = self.fn(*args, **kwargs)
+        # tensors from outside the call that need gradients (closures, globals) became inputs
+        entry.lifted = list(tracer.lifted)
+        inputs = inputs + entry.lifted
         leaves = []
         entry.out_spec = _flatten(out, leaves)
         graph = tracer.finish(leaves)  # may still find a break (writes the graph cannot see)
@@ -372,6 +381,7 @@ class CompiledFunction:
                 b = entry.breaks[0]
                 raise RuntimeError(f"jitorch.compile(fullgraph=True): graph break at {b.where}: {b.category}: "
                                    f"{b.reason}. Hint: {b.hint}")
+            entry.program = self._resumable(graph, inputs)
             return entry
         entry.n_user_outputs = len(leaves)
         entry.out_dtypes = [t.dtype for t in leaves]
@@ -406,6 +416,15 @@ class CompiledFunction:
             entry.backward_graph_str = str(bwd_graph)
             entry.backward = Executor(bwd_graph, fuse=fuse)
             _log_fusion(entry.backward)
+
+    def _resumable(self, graph, inputs):
+        """The segments.Program that replays a broken capture, or None when it must run eagerly."""
+        if grad_mode.is_grad_enabled() and any(t._requires_grad for t in inputs):
+            return None  # segments have no compiled backward yet
+        if graph.mutations or any(n.meta.get("random") for n in graph.nodes):
+            return None
+        return segments.Program(graph, fuse=self.backend != "eager",
+                                name=getattr(self.fn, "__qualname__", str(self.fn)))
 
     def _capture_backward(self, fwd_tracer, outputs, diff_inputs):
         """Trace the derivative rules: a graph from (grad outputs, saved forward values) to input grads."""
@@ -458,6 +477,8 @@ def _dt(a):
 
 class _BackwardTracer(Tracer):
     """Records the backward; forward tensors it reads become inputs (saved values)."""
+
+    lift_grad_tensors = False
 
     def __init__(self, fwd: Tracer):
         super().__init__()

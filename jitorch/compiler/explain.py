@@ -52,7 +52,13 @@ def explain(fn, *args, **kwargs) -> ExplainOutput:
             if key not in seen:
                 seen.add(key)
                 rep.graph_breaks.append(b)
-        for ex, text in ((entry.forward, entry.graph_str), (entry.backward, entry.backward_graph_str)):
+        pairs = [(entry.forward, entry.graph_str), (entry.backward, entry.backward_graph_str)]
+        if entry.program is not None:
+            # a resumable break: the graphs before and after each break
+            if not entry.program.n_graphs:
+                entry.program.compile_segments(entry.breaks)
+            pairs = [(ex, str(ex.graph)) for ex, _ in entry.program.executors.values()]
+        for ex, text in pairs:
             if ex is None:
                 continue
             rep.graphs.append(text)

@@ -45,6 +45,7 @@ class GraphBreak:
     category: str
     where: str
     hint: str
+    at: int = -1  # index of the first graph node after the break
 
     def __str__(self) -> str:
         return f"{self.where}: {self.category}: {self.reason} ({self.hint})"
@@ -75,6 +76,9 @@ def user_frame() -> str:
 class Tracer:
     """Records ops into a :class:`Graph` while they run eagerly."""
 
+    lazy = False  # True for tracers that defer ops instead of running them (compiler/segments.py)
+    lift_grad_tensors = True  # outside tensors that require grad become graph inputs, not constants
+
     def __init__(self):
         self.graph = Graph()
         self._values: dict[int, tuple[Value, Tensor]] = {}
@@ -84,6 +88,7 @@ class Tracer:
         self.effects: list = []  # deferred prints: (flatten spec, kwargs, [Values])
         self._versions: dict[int, int] = {}  # tensor id -> version when it entered the graph
         self._recorded_writes: dict[int, int] = {}  # tensor id -> in-place writes the graph recorded
+        self.lifted: list = []  # outside tensors bound as extra inputs (see value_of)
 
     # -- values -------------------------------------------------------------------------------
     def bind_input(self, t: Tensor, name: str | None = None) -> Value:
@@ -98,6 +103,10 @@ class Tracer:
         entry = self._values.get(id(t))
         if entry is not None and entry[1] is t:
             return entry[0]
+        if t._requires_grad and self.lift_grad_tensors:
+            # a closure's or global's tensor that needs gradients: an input, so the backward reaches it
+            self.lifted.append(t)
+            return self.bind_input(t, name="lifted")
         # a tensor made outside the graph (e.g. by a creation op): capture its current value
         v = self.graph.add_constant(t.detach())
         self._values[id(t)] = (v, t)
@@ -174,7 +183,8 @@ class Tracer:
         return base is not None and (self.has(base) or id(base) in self._input_ids or self.has(t))
 
     def record_break(self, reason: str, category: str) -> None:
-        self.breaks.append(GraphBreak(reason, category, user_frame(), _HINTS.get(category, "")))
+        self.breaks.append(GraphBreak(reason, category, user_frame(), _HINTS.get(category, ""),
+                                      len(self.graph.nodes)))
 
     def on_concrete(self, t: Tensor, what: str) -> None:
         """A traced tensor's value was read by Python: the graph cannot replace this code."""

@@ -1,0 +1,395 @@
+"""Graph breaks that resume: the graph before a break runs compiled, and so does the rest.
+
+A function whose capture read a traced value from Python (``.item()``, an
+``if`` on a tensor, ``tolist()``, ``numpy()``) cannot be replaced by one graph:
+the Python code between the ops must run on every call.  So later calls run the
+Python function again under a :class:`Replay`, which *defers* every op instead
+of executing it: each call is checked against the next node of the captured
+graph and answered with a tensor whose storage is a :class:`Deferred`
+placeholder (shape and dtype known, values not yet computed).  When Python
+needs values (a break, or the function returns), the nodes deferred since the
+last break are compiled into one graph and run at once; the placeholders of
+the tensors still alive become real arrays.  So a function with one break runs
+as two compiled graphs, and the Python code in between sees real values.
+
+If the code takes another path than the captured one (an op that does not match
+the next node, e.g. the other side of a data-dependent ``if``), the pending
+nodes are run, the replay stops, and the rest of that call runs eagerly: the
+results are always those of eager execution.
+
+Not resumable (such functions run eagerly, as before): captures that update
+inputs or buffers in place, draw random numbers, or need gradients.
+"""
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from .. import _dispatch
+from .._tensor import Tensor, wrap, wrap_view
+from . import logs
+from .executor import Executor
+from .ir import Graph, Value
+from .passes import run_pipeline
+
+RESUMABLE = frozenset((".item()", "data-dependent branch", "conversion to Python/NumPy"))
+
+
+class _Flags:
+    c_contiguous = True
+    writeable = True
+
+    def __init__(self, ndim):
+        self.f_contiguous = ndim <= 1
+
+
+class Deferred:
+    """The storage of a tensor whose value a :class:`Replay` has not computed yet."""
+
+    __slots__ = ("value", "replay", "shape", "dtype")
+
+    def __init__(self, value: Value, replay: "Replay"):
+        self.value = value
+        self.replay = replay
+        self.shape = tuple(value.shape)
+        self.dtype = value.dtype.numpy_dtype
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    @property
+    def itemsize(self):
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self):
+        return self.size * self.dtype.itemsize
+
+    @property
+    def flags(self):
+        return _Flags(self.ndim)
+
+    def _real(self) -> np.ndarray:
+        return self.replay.array_for(self.value)
+
+    # anything else wants the values: compute them now
+    def __getattr__(self, name):
+        return getattr(self._real(), name)
+
+    def __array__(self, dtype=None, copy=None):
+        a = self._real()
+        return a if dtype is None else a.astype(dtype)
+
+    def __getitem__(self, index):
+        return self._real()[index]
+
+    def _no_scalar(self, *_):
+        # a kernel launcher that did not recognise this as an array would treat it as a scalar
+        raise TypeError("jitorch internal error: a deferred tensor value reached a kernel as a scalar")
+
+    __float__ = __int__ = __index__ = __bool__ = __complex__ = _no_scalar
+
+
+def _same(a, b) -> bool:
+    """Attribute equality that tolerates arrays and tensors inside tuples/dicts."""
+    if a is b:
+        return True
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype and \
+            np.array_equal(a, b)
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return False
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # noqa: BLE001 - incomparable objects are different
+        return False
+
+
+def subgraph(graph: Graph, start: int, stop: int, outputs) -> tuple[Graph, list]:
+    """Nodes ``[start, stop)`` of ``graph`` as a graph of their own.
+
+    Values from outside the range become inputs (returned, in input order) or stay
+    constants; ``outputs`` are the range's values the caller wants back.
+    """
+    sub = Graph()
+    vmap: dict[int, Value] = {}
+    ext: list = []
+
+    def operand(v):
+        nv = vmap.get(id(v))
+        if nv is None:
+            if v.kind == "const":
+                nv = sub.add_constant(v.const)
+            else:
+                nv = sub.add_input(v.shape, v.dtype, v.device, name=v.name)
+                ext.append(v)
+            vmap[id(v)] = nv
+        return nv
+
+    for n in graph.nodes[start:stop]:
+        ins = [operand(i) if isinstance(i, Value) else i for i in n.inputs]
+        node = sub.add_node(n.op, ins, dict(n.attrs), [(o.shape, o.dtype, o.device) for o in n.outputs],
+                            meta=dict(n.meta))
+        for o, no in zip(n.outputs, node.outputs):
+            vmap[id(o)] = no
+    sub.outputs = [vmap[id(v)] for v in outputs]
+    return sub, ext
+
+
+class Program:
+    """A captured graph with resumable breaks, and the compiled graphs of its ranges."""
+
+    def __init__(self, graph: Graph, fuse: bool = True, name: str = ""):
+        self.graph = graph
+        self.fuse = fuse
+        self.name = name
+        self.executors: dict = {}  # (start, stop, output ids) -> (Executor, external values)
+        self.calls = 0
+        self.divergences = 0
+
+    def executor(self, start, stop, outputs):
+        key = (start, stop, tuple(v.id for v in outputs))
+        hit = self.executors.get(key)
+        if hit is None:
+            sub, ext = subgraph(self.graph, start, stop, outputs)
+            ex = Executor(run_pipeline(sub), fuse=self.fuse)
+            hit = self.executors[key] = (ex, ext)
+            logs.emit("graph", f"{self.name}: nodes {start}..{stop} compiled as graph {len(self.executors)} "
+                               f"({ex.n_kernels} kernel(s))")
+        return hit
+
+    @property
+    def n_graphs(self) -> int:
+        return len(self.executors)
+
+    def compile_segments(self, breaks) -> None:
+        """Compile the graphs between the captured breaks now (what ``explain`` shows)."""
+        cuts = sorted({b.at for b in breaks if 0 < b.at < len(self.graph.nodes)})
+        bounds = [0] + cuts + [len(self.graph.nodes)]
+        self.graph.rebuild_users()
+        final = {id(v) for v in self.graph.outputs}
+        index = {id(n): k for k, n in enumerate(self.graph.nodes)}
+        for start, stop in zip(bounds, bounds[1:]):
+            wanted = []
+            for n in self.graph.nodes[start:stop]:
+                for v in n.outputs:
+                    later = any(index[id(u)] >= stop for u in v.users)
+                    if later or id(v) in final or (stop in cuts and n is self.graph.nodes[stop - 1]):
+                        wanted.append(v)
+            if wanted:
+                self.executor(start, stop, wanted)
+
+    def run(self, fn, args, kwargs, inputs):
+        self.calls += 1
+        replay = Replay(self, inputs)
+        prev = _dispatch.set_tracer(replay)
+        try:
+            out = fn(*args, **kwargs)
+            replay.flush()
+        finally:
+            if replay.active:
+                _dispatch.set_tracer(prev)
+        return out
+
+
+class Replay:
+    """The dispatcher's tracer while a :class:`Program` replays a call (see the module docstring)."""
+
+    lazy = True
+
+    def __init__(self, program: Program, inputs):
+        self.program = program
+        self.nodes = program.graph.nodes
+        self.cursor = 0  # next node to match
+        self.start = 0  # first node not yet computed
+        self.active = True
+        self.env: dict[int, np.ndarray] = {}  # value id -> computed array
+        self.holders: dict[int, list] = {}  # value id -> weak references to tensors deferred on it
+        self.known: dict[int, tuple] = {}  # id(tensor) -> (value, weakref) for inputs and computed tensors
+        for v, t in zip(program.graph.inputs, inputs):
+            self.env[v.id] = t._data
+            self.known[id(t)] = (v, weakref.ref(t))
+
+    # -- matching ---------------------------------------------------------------------------------
+    def _value(self, t: Tensor, expected):
+        d = t._data
+        if d.__class__ is Deferred and d.replay is self:
+            return d.value
+        k = self.known.get(id(t))
+        if k is not None and k[1]() is t:
+            return k[0]
+        # a tensor made outside the graph: it matches a captured constant with the same contents
+        if isinstance(expected, Value) and expected.kind == "const":
+            c = expected.const
+            if c.dtype is t.dtype and c.shape == t.shape and np.array_equal(np.asarray(c._data), np.asarray(d)):
+                return expected
+        return None
+
+    def _match(self, op, operands, attrs):
+        """The next captured node if this call is the same op on the same values, else None."""
+        if self.cursor >= len(self.nodes):
+            return None
+        node = self.nodes[self.cursor]
+        if node.op is not op or len(node.inputs) != len(operands):
+            return None
+        for a, expected in zip(operands, node.inputs):
+            if isinstance(a, Tensor):
+                if self._value(a, expected) is not expected:
+                    return None
+            elif a is None or expected is None:
+                if a is not expected:
+                    return None
+            elif isinstance(expected, Value) or not _same(a, expected):
+                return None
+        if attrs is not None and not _same(dict(attrs), node.attrs):
+            return None
+        return node
+
+    def _defer(self, t: Tensor, value: Value) -> Tensor:
+        t._data = Deferred(value, self)
+        self.holders.setdefault(value.id, []).append(weakref.ref(t))
+        return t
+
+    # -- pre-execution hooks (jitorch._dispatch) ---------------------------------------------------------
+    def lazy_elementwise(self, op, args, out, inplace):
+        node = self._match(op, args, None)
+        if node is None:
+            self.diverge(f"{op.name} does not match the captured {self._expected()}")
+            return NotImplemented
+        self.cursor += 1
+        v = node.outputs[0]
+        target = inplace if inplace is not None else out
+        if target is not None:
+            if target._data.__class__ is not Deferred:
+                # the write lands in a tensor Python already holds: compute it for real
+                self.cursor -= 1
+                self.diverge("in-place write into a computed tensor")
+                return NotImplemented
+            target._version[0] += 1
+            return self._defer(target, v)
+        return self._defer(wrap(None, v.dtype, v.device), v)
+
+    def lazy_apply(self, op, inputs, attrs, view_of):
+        node = self._match(op, inputs, attrs)
+        if node is None:
+            self.diverge(f"{op.name} does not match the captured {self._expected()}")
+            return NotImplemented
+        self.cursor += 1
+        outs = []
+        for v in node.outputs:
+            t = wrap_view(None, view_of) if view_of is not None else wrap(None, v.dtype, v.device)
+            t._dtype = v.dtype
+            outs.append(self._defer(t, v))
+        return tuple(outs) if len(outs) > 1 or op.n_outputs > 1 else outs[0]
+
+    def _expected(self) -> str:
+        return self.nodes[self.cursor].name if self.cursor < len(self.nodes) else "end of the graph"
+
+    # -- post-execution hooks: an op ran for real (a path with no deferral) ------------------------------
+    def on_elementwise(self, op, args, result, compute, mutates=None):
+        self._ran(op, args, None, (result,))
+
+    def on_apply(self, op, inputs, attrs, outs, view_of):
+        self._ran(op, inputs, attrs, outs)
+
+    def _ran(self, op, operands, attrs, outs):
+        if not self.active:
+            return
+        node = self._match(op, operands, attrs)
+        if node is None:
+            self.diverge(f"{op.name} ran outside the captured graph")
+            return
+        self.flush()
+        self.cursor += 1
+        self.start = self.cursor
+        for t, v in zip(outs, node.outputs):
+            self.env[v.id] = t._data
+            self.known[id(t)] = (v, weakref.ref(t))
+
+    def on_copy(self, dst, src):
+        self.diverge("copy_ during replay")
+
+    def on_random(self, *a, **k):
+        self.diverge("random draw during replay")
+
+    def record_break(self, reason, category):
+        self.diverge(reason)
+
+    def on_concrete(self, t, what):
+        d = t._data
+        if d.__class__ is Deferred and d.replay is self:
+            self.flush()
+
+    def on_alias(self, src, alias):
+        d = src._data
+        if d.__class__ is Deferred and d.replay is self:
+            self.holders.setdefault(d.value.id, []).append(weakref.ref(alias))
+
+    def has(self, t) -> bool:
+        d = t._data
+        return d.__class__ is Deferred and d.replay is self
+
+    # -- computing -------------------------------------------------------------------------------------
+    def array_for(self, value: Value) -> np.ndarray:
+        a = self.env.get(value.id)
+        if a is None:
+            self.flush()
+            a = self.env.get(value.id)
+            if a is None:
+                raise RuntimeError(f"jitorch.compile: the value {value!r} of a resumed graph was needed after "
+                                   "it was released")
+        return a
+
+    def flush(self) -> None:
+        """Run the nodes deferred since the last break; give their live tensors real arrays."""
+        start, stop = self.start, self.cursor
+        if start >= stop:
+            return
+        wanted = []
+        for n in self.nodes[start:stop]:
+            for v in n.outputs:
+                refs = self.holders.get(v.id)
+                if refs and any(r() is not None for r in refs):
+                    wanted.append(v)
+        self.start = stop
+        if not wanted:
+            return
+        ex, ext = self.program.executor(start, stop, wanted)
+        arrays = []
+        for v in ext:
+            a = self.env.get(v.id)
+            if a is None:
+                raise RuntimeError(f"jitorch.compile: value {v!r} of a resumed graph was released before use")
+            arrays.append(a)
+        results = ex(arrays)
+        for v, a in zip(wanted, results):
+            self.env[v.id] = a
+            for r in self.holders.pop(v.id, ()):
+                t = r()
+                if t is not None and t._data.__class__ is Deferred and t._data.value is v:
+                    t._data = a
+                    self.known[id(t)] = (v, r)
+
+    def diverge(self, why: str) -> None:
+        """The call left the captured path: compute what is pending and finish it eagerly."""
+        if not self.active:
+            return
+        self.flush()
+        self.program.divergences += 1
+        logs.emit("breaks", f"{self.program.name}: replay left the captured graph at node {self.cursor} "
+                            f"({why}); the rest of this call runs eagerly")
+        self.active = False
+        _dispatch.set_tracer(None)
