@@ -421,6 +421,10 @@ def apply(op, inputs, attrs=None, *, view_of=None):
     """
     if attrs is None:
         attrs = {}
+    if _tracer is not None and _tracer.lazy:  # a resumed compiled graph defers the op
+        r = _tracer.lazy_apply(op, inputs, attrs, view_of)
+        if r is not NotImplemented:
+            return r
     first = inputs[0]
     if first is None or len(inputs) > 1:
         first = next(t for t in inputs if t is not None)
@@ -447,7 +451,3 @@ def apply(op, inputs, attrs=None, *, view_of=None):
     if _state.grad_enabled and op.differentiable and any(t is not None and t._requires_grad for t in inputs):
         _record(op, inputs, outs, attrs)
     return outs if multi else outs[0]
-    if _tracer is not None and _tracer.lazy:  # a resumed compiled graph defers the op
-        r = _tracer.lazy_apply(op, inputs, attrs, view_of)
-        if r is not NotImplemented:
-            return r
