@@ -480,3 +480,24 @@ def test_break_with_grad_or_mutation_runs_eagerly():
     out = cf(x)
     out.sum().backward()  # an eager result: autograd works through it
     assert next(iter(cf.entries.values())).program is None
+
+
+def test_long_compile_reports_progress_on_stderr(capsys, monkeypatch):
+    import random
+    from jitorch.compiler import logs
+    monkeypatch.setattr(logs.progress, "PROGRESS_AFTER_S", 0.0)
+    monkeypatch.setattr(logs.progress, "on", True)
+    c = random.random()  # a constant no earlier run has compiled a kernel for
+    f = J.compile(lambda x: (x * c).tanh() * 2 + c)
+    f(J.randn(4))
+    f(J.randn(4))
+    assert "[jitorch] compiling: 1 kernel(s) ready" in capsys.readouterr().err
+
+
+def test_lone_op_in_a_graph_runs_the_eager_kernel():
+    f = J.compile(lambda x, y: (x @ y).exp())
+    x, y = J.randn(3, 4), J.randn(4, 5)
+    f(x, y)
+    _close(f(x, y), (x @ y).exp())
+    entry = next(iter(f.entries.values()))
+    assert entry.forward.n_kernels == 2 and not entry.forward.kernels  # matmul + eager exp, nothing generated

@@ -106,6 +106,7 @@ class _FusedRunner:
             self.info.cache_hit = misses == 0
             self.info.compile_s += time.perf_counter() - t0
             logs.perf_compile(self.info)
+            logs.progress.kernel(self.name, not self.info.cache_hit)
         else:
             entry(*args)
 
@@ -158,7 +159,11 @@ class Executor:
         self._run = []
         fused_index = 0
         for s in self.steps:
-            if isinstance(s, FusedGroup):
+            if isinstance(s, FusedGroup) and len(s.nodes) == 1:
+                # a lone op gains nothing from a generated kernel: run the eager one (already tuned,
+                # usually already compiled), so a compiled graph is never slower than eager there
+                self._run.append(_extern_runner(s.nodes[0]))
+            elif isinstance(s, FusedGroup):
                 r = _FusedRunner(s, fused_index)
                 fused_index += 1
                 self.kernels.append(r.info)
@@ -173,6 +178,7 @@ class Executor:
         self.output_ids = [v.id for v in graph.outputs]
         self.mutations = [(a.id, b.id) for a, b in graph.mutations]
         self.n_kernels = sum(1 for s in self.steps if not isinstance(s, ViewStep))
+        self._ran = False
 
     def __call__(self, arrays, env=None):
         env = {} if env is None else env
@@ -180,14 +186,26 @@ class Executor:
             env[vid] = a
         for vid, t in self.const:
             env[vid] = t._data
+        if not self._ran:
+            # the first run compiles the kernels (lazily, per argument layout)
+            self._ran = True
+            logs.progress.begin()
+            try:
+                self._steps(env)
+            finally:
+                logs.progress.end()
+        else:
+            self._steps(env)
+        for src, dst in self.mutations:
+            np.copyto(env[src], env[dst])
+        return [env[i] for i in self.output_ids]
+
+    def _steps(self, env) -> None:
         if logs.enabled("perf"):
             _run_timed(self, env)
         else:
             for step in self._run:
                 step(env)
-        for src, dst in self.mutations:
-            np.copyto(env[src], env[dst])
-        return [env[i] for i in self.output_ids]
 
 
 def _step_bytes(step, env) -> int:

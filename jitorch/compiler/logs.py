@@ -41,6 +41,40 @@ def code(info) -> None:
         emit("code", f"kernel {info.name}:\n{info.source}")
 
 
+class _Progress:
+    """Long compiles show progress: after PROGRESS_AFTER_S of compiling kernels, one line per kernel.
+
+    ``JITORCH_COMPILE_PROGRESS=0`` silences it; it goes to stderr so program output is untouched.
+    """
+
+    PROGRESS_AFTER_S = 2.0
+
+    def __init__(self):
+        self.started = None
+        self.done = 0
+        self.on = os.environ.get("JITORCH_COMPILE_PROGRESS", "1") != "0"
+
+    def begin(self) -> None:
+        import time
+        self.started, self.done = time.perf_counter(), 0
+
+    def kernel(self, name: str, compiled: bool) -> None:
+        import time
+        if self.started is None:
+            return
+        self.done += 1
+        spent = time.perf_counter() - self.started
+        if self.on and compiled and spent >= self.PROGRESS_AFTER_S:
+            print(f"[jitorch] compiling: {self.done} kernel(s) ready after {spent:.1f} s (last: {name})",
+                  file=sys.stderr, flush=True)
+
+    def end(self) -> None:
+        self.started = None
+
+
+progress = _Progress()
+
+
 def perf_compile(info) -> None:
     if "perf" in _enabled:
         how = "cache hit" if info.cache_hit else "compiled"
