@@ -501,3 +501,22 @@ def test_lone_op_in_a_graph_runs_the_eager_kernel():
     _close(f(x, y), (x @ y).exp())
     entry = next(iter(f.entries.values()))
     assert entry.forward.n_kernels == 2 and not entry.forward.kernels  # matmul + eager exp, nothing generated
+
+
+def test_backward_recomputes_cheap_values_instead_of_saving_them():
+    J.manual_seed(0)
+    m = J.nn.Sequential(J.nn.Linear(8, 16), J.nn.GELU(), J.nn.Linear(16, 4))
+    f = J.compile(m)
+    x = J.randn(4, 8)
+    f(x).sum().backward()
+    entry = next(iter(f._compiled.entries.values()))
+    fwd = entry.forward.graph
+    gelu_out = next(n.outputs[0] for n in fwd.nodes if n.name == "gelu")
+    # the GELU output is not kept for the backward: it is recomputed there from its input
+    assert gelu_out not in fwd.outputs
+    assert any(n.name == "gelu" for n in entry.backward.graph.nodes)
+    got = [p.grad.clone() for p in m.parameters()]
+    m.zero_grad()
+    m(x).sum().backward()
+    for g, p in zip(got, m.parameters()):
+        _close(g, p.grad, rtol=1e-4, atol=1e-6)

@@ -25,6 +25,7 @@ from . import logs
 from .executor import Executor
 from .passes import run_pipeline
 from . import dynamic, segments
+from .remat import rematerialize
 from .trace import Tracer, tracing
 
 RECOMPILE_LIMIT = 8
@@ -394,6 +395,7 @@ class CompiledFunction:
         bwd_graph = None
         if diff_in and diff_out:
             bwd_graph, saved_values = self._capture_backward(tracer, leaves, [inputs[k] for k in diff_in])
+            saved_values = rematerialize(graph, bwd_graph, saved_values)
             entry.diff_input_idx = diff_in
             entry.out_requires_grad = [o._requires_grad for o in leaves]
             graph.outputs = graph.outputs + saved_values
