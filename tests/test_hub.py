@@ -12,7 +12,7 @@ from jitorch import hub
 HUBCONF = '''
 dependencies = ["numpy"]
 
-from helpers import make_mlp   # a module next to hubconf.py: the directory is on sys.path while loading
+from hub_demo_models import make_mlp   # a module next to hubconf.py: the directory is on sys.path while loading
 
 SOME_CONSTANT = 3
 
@@ -46,7 +46,7 @@ def repo(tmp_path):
     d = tmp_path / "repo"
     d.mkdir()
     (d / "hubconf.py").write_text(textwrap.dedent(HUBCONF))
-    (d / "helpers.py").write_text(textwrap.dedent(HELPERS))
+    (d / "hub_demo_models.py").write_text(textwrap.dedent(HELPERS))
     return d
 
 

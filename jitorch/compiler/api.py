@@ -248,7 +248,7 @@ class CompiledFunction:
                         return None
                 elif n != fam.base_shapes[k][d]:
                     return None
-        fwd, bwd, extra = fam.template.graphs_at(size)
+        fwd, bwd, extra = fam.template.at(size)
         entry = _Entry()
         entry.instantiated = True
         (entry.out_spec, entry.effects, entry.n_user_outputs, entry.out_dtypes, entry.n_effect_outputs,
@@ -282,15 +282,11 @@ class CompiledFunction:
                 fam.template = False  # more than one independent size: keep one graph per shape
                 return
             sizes.append(vals.pop())
-        samples = [(n, *dynamic.sample(e.raw[0], e.raw[1], _entry_extra(e))) for n, (_, e) in zip(sizes, fam.samples)]
-        slots = dynamic.fit(samples)
+        fam.template = dynamic.Template.fit([(n,) for n in sizes], [e.raw for _, e in fam.samples]) or False
         name = getattr(self.fn, "__qualname__", self.fn)
-        if slots is None:
-            fam.template = False
+        if not fam.template:
             logs.emit("recompiles", f"{name}: the traces at sizes {sizes} do not generalize; one graph per size")
             return
-        first = fam.samples[0][1]
-        fam.template = dynamic.Template(first.raw[0], first.raw[1], _entry_extra(first), samples[0][2], slots)
         fam.positions = frozenset(positions)
         fam.base_shapes = shapes[0]
         logs.emit("recompiles", f"{name}: sizes {sizes} generalized into one dynamic graph over "
@@ -302,7 +298,7 @@ class CompiledFunction:
         Only for functions without side effects (in-place updates of inputs or buffers,
         prints, random draws): the extra traces run the function.
         """
-        g = entry.raw[0]
+        g = entry.raw.parts[0]
         if g.mutations or entry.effects or any(n.meta.get("random") for n in g.nodes):
             return
         from .. import arange, no_grad
@@ -401,8 +397,7 @@ class CompiledFunction:
             graph.outputs = graph.outputs + saved_values
         logs.emit("graph", f"captured {getattr(self.fn, '__qualname__', self.fn)}:\n{graph}")
         if self.dynamic is not False:
-            entry.raw = (dynamic.rebuild(graph, dynamic.flatten(graph)[1])[0],
-                         dynamic.rebuild(bwd_graph, dynamic.flatten(bwd_graph)[1])[0] if bwd_graph is not None else None)
+            entry.raw = dynamic.Flat(graph, bwd_graph, _entry_extra(entry))
         self._build(entry, graph, bwd_graph)
         return entry
 

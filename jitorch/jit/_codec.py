@@ -82,7 +82,7 @@ class Encoder:
         if cls is float:
             return v if math.isfinite(v) else {"$float": repr(v)}
         if isinstance(v, Sym):
-            return {"$batch": [v.a, v.b]}
+            return {"$batch": [v.coef, v.offset]}
         if isinstance(v, np.integer):
             return {"$npint": [str(v.dtype), int(v)]}
         if isinstance(v, np.floating):

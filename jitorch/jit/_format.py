@@ -59,7 +59,7 @@ def save(m, f, _extra_files=None) -> None:
 
 
 def _shape(shape) -> list:
-    return [{"$batch": [d.a, d.b]} if isinstance(d, Sym) else d for d in shape]
+    return [{"$batch": [d.coef, d.offset]} if isinstance(d, Sym) else d for d in shape]
 
 
 def _spec(spec):

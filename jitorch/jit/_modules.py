@@ -166,7 +166,9 @@ def _code(program: Program) -> str:
     lines = [f"# {program.signature.name}: {ex.n_kernels} kernel step(s)"]
     kernels = iter(ex.kernels)
     for k, step in enumerate(ex.steps):
-        if isinstance(step, FusedGroup):
+        if isinstance(step, FusedGroup) and len(step.nodes) == 1:
+            lines.append(f"# step {k}: call {step.nodes[0].name}")  # a lone op runs its eager kernel
+        elif isinstance(step, FusedGroup):
             info = next(kernels)
             lines.append(f"# step {k}: fused kernel {info.name} ({', '.join(n.name for n in step.nodes)})")
             lines.append(info.source.rstrip())

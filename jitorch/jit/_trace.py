@@ -82,8 +82,8 @@ def trace(func, example_inputs=None, optimize=None, check_trace: bool = True, ch
     elif not dynamic_batch:
         static_reason = "it was traced with dynamic_batch=False"
     else:
-        static_reason = _fit_batch(fn, signature, args, kwargs, user_leaves, batch_inputs, traced_batch,
-                                   graph_weights, template, strict)
+        template, static_reason = _fit_batch(fn, signature, args, kwargs, user_leaves, batch_inputs, traced_batch,
+                                             graph_weights, template, strict)
     program = Program(template, signature, cap.out_spec, len(user_leaves), batch_inputs, traced_batch, static_reason)
     if module is not None:
         names = {n: type(m).__name__ for n, m in module.named_modules()}
@@ -176,7 +176,7 @@ def _batch_inputs(leaves):
 
 # -- batch-generic graphs ----------------------------------------------------------------------------------------
 def _fit_batch(fn, signature, args, kwargs, leaves, batch_inputs, n, weights, template, strict):
-    """Trace at two more batch sizes and fit; the reason the graph stays shape-specific, or None."""
+    """Trace at two more batch sizes and fit: (the template, the reason it stays shape-specific or None)."""
     from ..ops.random import default_generator
     sizes = [n, n + 1, n + 3]
     mutated = {a.id for a, _ in template.mutations}
@@ -196,17 +196,16 @@ def _fit_batch(fn, signature, args, kwargs, leaves, batch_inputs, n, weights, te
                     cap = capture(fn, tuple(p_args), dict(p_kwargs), probe, signature.leaf_names(), weights,
                                   strict=strict, warn=False)
             except Exception as e:  # noqa: BLE001 - any failure just means "not batch-generic"
-                return f"running it at batch size {size} failed ({type(e).__name__}: {e})"
+                return template, f"running it at batch size {size} failed ({type(e).__name__}: {e})"
             graphs.append(cap.graph)
     finally:
         for arr, saved in state:
             np.copyto(arr, saved)
         default_generator.set_state(rng)
     try:
-        _shapes.fit_graphs(graphs, sizes)
+        return _shapes.fit_graphs(graphs, sizes), None
     except _shapes.NotBatchGeneric as e:
-        return str(e)
-    return None
+        return template, str(e)
 
 
 # -- check_trace ------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import numpy as np
 from ...compiler.ir import Value
 from ..builder import GraphBuilder, np_dtype
 from ..errors import DynamicAxesError, UnsupportedOperatorError
-from ..symbolic_shapes import ShapeTable, SymDim, UnknownDim, is_static
+from ..symbolic_shapes import ShapeTable, Sym, UnknownDim, is_static
 
 
 class LoweringContext:
@@ -83,15 +83,15 @@ class LoweringContext:
         x = self.table.scalar(node, pos)
         if isinstance(x, UnknownDim):
             raise self.dynamic_error(f"the Python number passed as its argument {pos} changes with the dynamic "
-                                     f"axes ({x.what}) and is not a product of their sizes")
-        if isinstance(x, SymDim):
+                                     f"axes ({x.what}) and is not a product of their sizes plus a constant")
+        if isinstance(x, Sym):
             return self.b.cast(self.b.squeeze(self.dim_tensor(x), [0]), dtype)
         return self.b.const(np.asarray(x).astype(np_dtype(dtype)))
 
     def static_scalar(self, node, pos: int):
         """A Python scalar input that lowerings bake into attributes (must not vary with dynamic axes)."""
         x = self.table.scalar(node, pos)
-        if isinstance(x, (SymDim, UnknownDim)):
+        if isinstance(x, (Sym, UnknownDim)):
             raise self.dynamic_error(f"argument {pos} of {node.name} changes with the dynamic axes")
         return x
 
@@ -102,16 +102,18 @@ class LoweringContext:
             return self.b.i64([int(dim)])
         if isinstance(dim, UnknownDim):
             raise self.dynamic_error("a size that changes with the dynamic axes, but not as a product of "
-                                     "them, is needed at run time")
+                                     "them plus a constant, is needed at run time")
         hit = self._dim_cache.get(dim)
         if hit is not None:
             return hit
-        pieces = [self._symbol_size(k) for k in dim.factors]
+        pieces = [self._symbol_size(k) for k, p in enumerate(dim.powers) for _ in range(p)]
         out = pieces[0]
         for p in pieces[1:]:
             out = self.b.op("Mul", [out, p])
         if dim.coef != 1:
             out = self.b.op("Mul", [out, self.b.i64([dim.coef])])
+        if dim.offset:
+            out = self.b.op("Add", [out, self.b.i64([dim.offset])])
         self._dim_cache[dim] = out
         return out
 
