@@ -83,6 +83,9 @@ def __getattr__(name):
     if name in ("save", "load"):
         from . import serialization
         return getattr(serialization, name)
+    if name == "OutOfMemoryError":
+        from .runtime.cuda.memory import OutOfMemoryError
+        return OutOfMemoryError
     raise AttributeError(f"module 'jitorch' has no attribute '{name}'")
 
 

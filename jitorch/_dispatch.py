@@ -13,6 +13,7 @@ from ._tensor import Tensor, wrap, wrap_view
 from .autograd import grad_mode
 from .autograd.graph import OpNode, SavedTensor, grad_accumulator
 from .runtime import cpu
+from .runtime.device import CPU as _CPU
 
 _state = grad_mode._state
 # the compiler's graph recorder while a function is being captured (see compiler/trace.py)
@@ -121,11 +122,11 @@ def elementwise(op, *args, out=None, inplace=None, dtype=None):
 
     ``dtype`` overrides the promoted dtype (``where`` promotes only its values).
     """
-    tensors = [a for a in args if isinstance(a, Tensor)]
     if _tracer is not None and _tracer.lazy:  # a resumed compiled graph defers the op
         r = _tracer.lazy_elementwise(op, args, out, inplace)
         if r is not NotImplemented:
             return r
+    tensors = [a for a in args if isinstance(a, Tensor)]
     first = tensors[0]
     if dtype is not None:
         dt = dtype
@@ -146,22 +147,30 @@ def elementwise(op, *args, out=None, inplace=None, dtype=None):
             if t._data.shape != shape:
                 shape = broadcast_shapes(*[t._data.shape for t in tensors])
                 break
+    dev = first._device
+    run = cpu.run_elementwise
     for t in tensors[1:]:
-        if t._device is not first._device:
-            raise RuntimeError(
-                "Expected all tensors to be on the same device, but found at least two devices, "
-                f"{first._device} and {t._device}!")
+        if t._device is not dev:
+            dev, args = _common_device(tensors, args, target)
+            break
+    if target is not None and target._device is not dev:
+        raise _device_mismatch(dev, target._device)
+    if dev is not _CPU:
+        run = _device_runner(dev)
     if target is not None:
         if target._data.shape != shape:
             if inplace is not None:
                 raise RuntimeError(
                     f"output with shape {list(target.shape)} doesn't match the broadcast shape {list(shape)}")
-            target._data = np.empty(shape, dtype=target._dtype.numpy_dtype)
+            target._data = _empty_on(dev, shape, target._dtype.numpy_dtype)
         if not D.can_cast(odt, target._dtype):
             raise RuntimeError(f"result type {_type_word(odt)} can't be cast to the desired output type "
                                f"{_type_word(target._dtype)}")
         odt = target._dtype
     operands = [a._data if isinstance(a, Tensor) else a for a in args]
+    if dev is not _CPU:
+        # a CPU 0-d tensor in a CUDA op is a scalar operand, as in torch (its dtype has been promoted already)
+        operands = [o.item() if o.__class__ is np.ndarray else o for o in operands]
     needs_grad = _state.grad_enabled and op.differentiable and any(t._requires_grad for t in tensors)
     if target is not None and not target._data.flags.writeable:
         raise RuntimeError(
@@ -176,26 +185,76 @@ def elementwise(op, *args, out=None, inplace=None, dtype=None):
             args = tuple(old if a is inplace else a for a in args)
         if _tracer is not None:
             _tracer.on_elementwise(op, args, inplace, compute, mutates=inplace)
-        cpu.run_elementwise(op, operands, compute, odt.numpy_dtype, shape, out=inplace._data)
+        run(op, operands, compute, odt.numpy_dtype, shape, out=inplace._data)
         inplace._version[0] += 1
         if needs_grad:
             _record(op, args, (inplace,), None, in_place=True)
         return inplace
-    res = cpu.run_elementwise(op, operands, compute, odt.numpy_dtype, shape,
-                              out=out._data if out is not None else None)
+    res = run(op, operands, compute, odt.numpy_dtype, shape, out=out._data if out is not None else None)
     if out is not None:
         out._version[0] += 1
         if _tracer is not None:
             _tracer.on_elementwise(op, args, out, compute, mutates=out)
         return out
-    result = wrap(res, odt, first._device)
-    if args[0] is first and out is None:
+    result = wrap(res, odt, dev)
+    if args[0] is first and dev is _CPU:
         _remember_fast(op, args, compute, odt, res)
     if _tracer is not None:  # before _record: saved-output aliases must find the traced value
         _tracer.on_elementwise(op, args, result, compute)
     if needs_grad:
         _record(op, args, (result,), None)
     return result
+
+
+def _device_mismatch(a, b) -> RuntimeError:
+    return RuntimeError(
+        f"Expected all tensors to be on the same device, but found at least two devices, {a} and {b}!")
+
+
+def _common_device(tensors, args, target):
+    """The device of an elementwise op whose tensors are not all on one device.
+
+    As in torch, CPU 0-d tensors may join a CUDA op (as scalars); any other mix
+    is an error.  A CPU 0-d operand that needs a gradient is moved to the device
+    (a differentiable copy), so its gradient flows back to the CPU.
+    """
+    dev = None
+    for t in tensors:
+        if t._device is _CPU and t._data.ndim == 0:
+            continue
+        if dev is None:
+            dev = t._device
+        elif t._device is not dev:
+            raise _device_mismatch(dev, t._device)
+    if target is not None and target._device is not dev:
+        raise _device_mismatch(dev, target._device)
+    if _state.grad_enabled and any(t._device is _CPU and t._requires_grad for t in tensors):
+        args = tuple(a.to(dev) if isinstance(a, Tensor) and a._device is _CPU and a._requires_grad else a
+                     for a in args)
+    return dev, args
+
+
+_runners: dict = {}
+
+
+def _device_runner(dev):
+    """``run_elementwise`` of a non-CPU device's backend (imported on first use)."""
+    run = _runners.get(dev.type)
+    if run is None:
+        if dev.type != "cuda":
+            raise NotImplementedError(f"elementwise ops have no implementation for device '{dev.type}'")
+        from .runtime.cuda import backend
+        backend.load()
+        from .runtime.cuda.elementwise import run_elementwise as run
+        _runners[dev.type] = run
+    return run
+
+
+def _empty_on(dev, shape, np_dtype):
+    if dev is _CPU:
+        return np.empty(shape, dtype=np_dtype)
+    from .runtime.cuda import array
+    return array.empty(shape, np_dtype)
 
 
 # -- fast paths ----------------------------------------------------------------------------------
@@ -215,7 +274,7 @@ def binary(op, a, b):
         db = b._data
         if a._dtype is b._dtype and da.shape == db.shape and da.size < _SMALL:
             fast = op.fast.get((a._dtype, da.ndim))
-            if fast is not None and da.flags.c_contiguous and db.flags.c_contiguous and b._device is a._device:
+            if fast is not None and da.flags.c_contiguous and db.flags.c_contiguous and a._device is b._device is _CPU:
                 res = _empty(da.shape, fast[1])
                 fast[0](da, db, res)
                 t = wrap(res, fast[2], a._device)
@@ -227,13 +286,15 @@ def binary(op, a, b):
                 return t
     elif (b.__class__ is float or b.__class__ is int) and da.size < _SMALL:
         fast = op.fast_scalar.get((a._dtype, da.ndim, b.__class__))
-        if fast is not None and da.flags.c_contiguous:
+        if fast is not None and da.flags.c_contiguous and a._device is _CPU:
             res = _empty(da.shape, fast[1])
             fast[0](da, fast[3](b), res)
             t = wrap(res, fast[2], a._device)
             if a._requires_grad and _state.grad_enabled and op.differentiable:
                 _record_small(op, a, b, t)
             return t
+    if a._device is not _CPU:
+        return _device_binary(op, a, b)
     return elementwise(op, a, b)
 
 
@@ -243,14 +304,52 @@ def unary(op, a):
     da = a._data
     if da.size < _SMALL:
         fast = op.fast.get((a._dtype, da.ndim))
-        if fast is not None and da.flags.c_contiguous:
+        if fast is not None and da.flags.c_contiguous and a._device is _CPU:
             res = _empty(da.shape, fast[1])
             fast[0](da, res)
             t = wrap(res, fast[2], a._device)
             if a._requires_grad and _state.grad_enabled and op.differentiable:
                 _record_small(op, a, _NO_OPERAND, t)
             return t
+    if a._device is not _CPU:
+        return _device_unary(op, a)
     return elementwise(op, a)
+
+
+# Device tensors (CUDA): the same shortcut, minus the CPU kernel table: same-dtype, same-shape
+# operands (or a Python scalar that does not change the dtype) skip promotion and broadcasting
+# and go straight to the device's run_elementwise.
+def _device_binary(op, a, b):
+    da = a._data
+    if b.__class__ is Tensor or isinstance(b, Tensor):
+        if b._dtype is not a._dtype or b._device is not a._device or b._data.shape != da.shape:
+            return elementwise(op, a, b)
+        operand = b._data
+        b_grad = b._requires_grad
+    elif (b.__class__ is float and a._dtype.is_floating_point) or (b.__class__ is int and a._dtype is not D.bool_):
+        operand = b
+        b_grad = False
+    else:
+        return elementwise(op, a, b)
+    compute, odt = _rule(op, a._dtype)
+    res = _device_runner(a._device)(op, [da, operand], compute, odt.numpy_dtype, da.shape)
+    t = wrap(res, odt, a._device)
+    if (a._requires_grad or b_grad) and _state.grad_enabled and op.differentiable:
+        if a._requires_grad:
+            _record_small(op, a, b, t)
+        else:
+            _record(op, (a, b), (t,), None)
+    return t
+
+
+def _device_unary(op, a):
+    da = a._data
+    compute, odt = _rule(op, a._dtype)
+    res = _device_runner(a._device)(op, [da], compute, odt.numpy_dtype, da.shape)
+    t = wrap(res, odt, a._device)
+    if a._requires_grad and _state.grad_enabled and op.differentiable:
+        _record_small(op, a, _NO_OPERAND, t)
+    return t
 
 
 def _remember_fast(op, args, compute, odt, res_np):
@@ -430,15 +529,13 @@ def apply(op, inputs, attrs=None, *, view_of=None):
         first = next(t for t in inputs if t is not None)
         for t in inputs:
             if t is not None and t._device is not first._device:
-                raise RuntimeError(
-                    "Expected all tensors to be on the same device, but found at least two devices, "
-                    f"{first._device} and {t._device}!")
+                raise _device_mismatch(first._device, t._device)
     dev = first._device
     fn = op.impl.get(dev.type)
     if fn is None:
-        raise NotImplementedError(f"{op.name} has no implementation for device '{dev.type}'")
+        fn = _missing_impl(op, dev, view_of)
     res = fn(*[t._data if t is not None else None for t in inputs], **attrs)
-    if res.__class__ is not np.ndarray and not isinstance(res, tuple):
+    if res.__class__ is not np.ndarray and not isinstance(res, tuple) and not getattr(res, "is_cuda_array", False):
         res = np.asarray(res)  # a NumPy scalar would not be a view-able tensor
     multi = isinstance(res, tuple)
     arrs = res if multi else (res,)
@@ -451,3 +548,21 @@ def apply(op, inputs, attrs=None, *, view_of=None):
     if _state.grad_enabled and op.differentiable and any(t is not None and t._requires_grad for t in inputs):
         _record(op, inputs, outs, attrs)
     return outs if multi else outs[0]
+
+
+def _missing_impl(op, dev, view_of):
+    """The implementation of ``op`` for a device that registered none: on CUDA, the host fallback."""
+    if dev.type == "cuda":
+        from .runtime.cuda import backend
+        backend.load()  # the ops modules register on first CUDA use
+        fn = op.impl.get("cuda")
+        if fn is not None:
+            return fn
+        cpu_fn = op.impl.get("cpu")
+        if view_of is None and cpu_fn is not None:
+            from .runtime.cuda import fallback
+            return lambda *arrays, **attrs: fallback.run(op, cpu_fn, arrays, attrs)
+        if view_of is not None:
+            raise NotImplementedError(
+                f"the view op '{op.name}' has no CUDA implementation (views cannot run on host copies)")
+    raise NotImplementedError(f"{op.name} has no implementation for device '{dev.type}'")

@@ -269,14 +269,17 @@ for _name, _dt in (("float", "float32"), ("double", "float64"), ("half", "float1
     _bind(_name, _as(_dt))
 _bind("type_as", lambda self, other: C.to(self, other.dtype))
 _bind("cpu", lambda self, memory_format=None: C.to(self, "cpu"))
+# new_* tensors take this tensor's dtype and device unless told otherwise, as in torch
 _bind("new_tensor", lambda self, data, dtype=None, device=None, requires_grad=False: __import__(
-    "jitorch").tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad))
+    "jitorch").tensor(data, dtype=dtype or self.dtype, device=device if device is not None else self._device,
+                      requires_grad=requires_grad))
 
 
 def _new(kind):
     def fn(self, *size, dtype=None, device=None, requires_grad=False):
         import jitorch as J
-        return getattr(J, kind)(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+        return getattr(J, kind)(*size, dtype=dtype or self.dtype,
+                                device=device if device is not None else self._device, requires_grad=requires_grad)
     return fn
 
 
@@ -284,4 +287,5 @@ _bind("new_zeros", _new("zeros"))
 _bind("new_ones", _new("ones"))
 _bind("new_empty", _new("empty"))
 _bind("new_full", lambda self, size, fill_value, *, dtype=None, device=None, requires_grad=False: __import__(
-    "jitorch").full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad))
+    "jitorch").full(size, fill_value, dtype=dtype or self.dtype, device=device if device is not None else self._device,
+                    requires_grad=requires_grad))

@@ -103,7 +103,7 @@ def _fmt(arr, fmt, indent, summarize):
 
 def tensor_repr(t) -> str:
     import jitorch
-    arr = t._data
+    arr = t._host()  # a CUDA tensor is printed from a host copy
     if arr.dtype == np.float16:
         arr = arr.astype(np.float32)
     summarize = arr.size > _PRINT["threshold"]
@@ -119,7 +119,7 @@ def tensor_repr(t) -> str:
     if t.dtype not in default_dtypes or arr.size == 0 and t.dtype is not jitorch.get_default_dtype():
         suffix.append(f"dtype={t.dtype!r}")
     if arr.size == 0 and arr.ndim != 1:
-        suffix.insert(0, f"size={tuple(arr.shape)}")
+        suffix.insert(1 if t.device.type != "cpu" else 0, f"size={tuple(arr.shape)}")  # after device, as torch
     if t.grad_fn is not None:
         suffix.append(f"grad_fn=<{t.grad_fn.name()}>")
     elif t.requires_grad:

@@ -111,16 +111,24 @@ class Tensor:
 
     def storage_offset(self) -> int:
         base = self._data
-        while isinstance(base.base, np.ndarray):
+        if base.__class__ is not np.ndarray:
+            return base.offset // self._dtype.itemsize  # a device array: its offset into its storage
+        # up to the array owning the memory (as_strided views hang off NumPy's DummyArray, not an ndarray)
+        while hasattr(base.base, "__array_interface__"):
             base = base.base
         start = self._data.__array_interface__["data"][0]
         return (start - base.__array_interface__["data"][0]) // self._dtype.itemsize
 
     def data_ptr(self) -> int:
-        return self._data.__array_interface__["data"][0]
+        d = self._data
+        if d.__class__ is not np.ndarray:
+            return d.data_ptr
+        return d.__array_interface__["data"][0]
 
     def untyped_storage(self):
         base = self._data
+        if base.__class__ is not np.ndarray:
+            return base.storage
         while isinstance(base.base, np.ndarray):
             base = base.base
         return base
@@ -161,6 +169,26 @@ class Tensor:
     def get_device(self) -> int:
         return -1 if self._device.type == "cpu" else self._device.index
 
+    def cuda(self, device=None, non_blocking: bool = False, memory_format=None) -> "Tensor":
+        """A copy on a CUDA device (``self`` when it is already there).
+
+        >>> import jitorch
+        >>> if jitorch.cuda.is_available():
+        ...     y = jitorch.tensor([1.0, 2.0]).cuda()
+        ...     assert y.device == jitorch.device("cuda:0") and y.cpu().tolist() == [1.0, 2.0]
+        """
+        from .ops.conversion import to
+        return to(self, "cuda" if device is None else (f"cuda:{device}" if isinstance(device, int) else device))
+
+    def is_pinned(self) -> bool:
+        return False
+
+    def pin_memory(self) -> "Tensor":
+        """Host memory is not page-locked in jitorch; transfers work from any host tensor."""
+        if self._device.type != "cpu":
+            raise RuntimeError(f"cannot pin '{self._type_name()}' only dense CPU tensors can be pinned")
+        return self
+
     def _type_name(self) -> str:
         names = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
                  "int8": "CharTensor", "int16": "ShortTensor", "int32": "IntTensor",
@@ -170,15 +198,16 @@ class Tensor:
     def type(self, dtype=None):
         """``x.type()`` names the tensor type; ``x.type(jitorch.float64)`` converts."""
         if dtype is None:
-            return "jitorch." + self._type_name()
+            return ("jitorch.cuda." if self._device.type == "cuda" else "jitorch.") + self._type_name()
         if isinstance(dtype, str):
             rev = {"FloatTensor": D.float32, "DoubleTensor": D.float64, "HalfTensor": D.float16,
                    "CharTensor": D.int8, "ShortTensor": D.int16, "IntTensor": D.int32,
                    "LongTensor": D.int64, "ByteTensor": D.uint8, "BoolTensor": D.bool_}
-            key = dtype.split(".")[-1]
-            if key not in rev:
+            parts = dtype.split(".")
+            if parts[-1] not in rev:
                 raise ValueError(f"invalid type: '{dtype}'")
-            dtype = rev[key]
+            # 'torch.cuda.FloatTensor' names the device too; 'torch.FloatTensor' the CPU
+            return self.to("cuda" if "cuda" in parts[:-1] else "cpu", rev[parts[-1]])
         return self.to(dtype)
 
     # -- autograd state ------------------------------------------------------
@@ -231,6 +260,10 @@ class Tensor:
                 raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
             if value._dtype is not self._dtype:
                 raise RuntimeError(f"assigned grad has data of a different type: expected {self._dtype} but got {value._dtype}")
+            if value._device.type != self._device.type:
+                raise RuntimeError("assigned grad has data of a different type")
+            if value._device is not self._device:
+                raise RuntimeError("assigned grad has data located on a different device")
             if value.shape != self.shape:
                 raise RuntimeError(f"assigned grad has data of a different size: expected {tuple(self.shape)} but got {tuple(value.shape)}")
         self._grad = value
@@ -311,7 +344,10 @@ class Tensor:
 
     def _is_fresh(self) -> bool:
         # a result nobody else references can become a leaf's .grad without a copy
-        return self._base is None and self._data.base is None and sys.getrefcount(self._data) <= 3
+        d = self._data
+        if d.__class__ is not np.ndarray:  # a device array: fresh when it alone holds its storage
+            return self._base is None and sys.getrefcount(d) <= 3 and sys.getrefcount(d.storage) <= 2
+        return self._base is None and d.base is None and sys.getrefcount(d) <= 3
 
     def _bump_version(self) -> None:
         self._version[0] += 1
@@ -328,13 +364,19 @@ class Tensor:
         if _tracer is not None:
             _tracer.on_concrete(self, "numpy")
         if self._device.type != "cpu":
-            raise TypeError(f"can't convert {self._device.type}:{self._device.index} device type tensor to numpy. "
-                            "Use Tensor.cpu() to copy the tensor to host memory first.")
+            raise _to_numpy_error(self)
         return self._data
 
     def __array__(self, dtype=None, copy=None):
         arr = self._data
+        if arr.__class__ is not np.ndarray:
+            raise _to_numpy_error(self)
         return arr.astype(dtype) if dtype is not None else arr
+
+    def _host(self) -> np.ndarray:
+        """The elements as a NumPy array: the CPU array itself, or a host copy of a device array."""
+        d = self._data
+        return d if d.__class__ is np.ndarray else d.to_host()
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
@@ -342,12 +384,12 @@ class Tensor:
             _tracer.on_concrete(self, "item")
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
-        return self._data.reshape(()).item()
+        return self._host().reshape(()).item()
 
     def tolist(self):
         if _tracer is not None:
             _tracer.on_concrete(self, "tolist")
-        return self._data.tolist()
+        return self._host().tolist()
 
     def __len__(self) -> int:
         if self._data.ndim == 0:
@@ -364,7 +406,7 @@ class Tensor:
             _tracer.on_concrete(self, "bool")
         if self._data.size != 1:
             raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
-        return bool(self._data.reshape(()))
+        return bool(self._host().reshape(()))
 
     def __float__(self) -> float:
         return float(self.item())
@@ -384,15 +426,20 @@ class Tensor:
         return id(self)
 
     def __reduce_ex__(self, protocol):
-        # pickling (DataLoader workers, deepcopy): rebuild from a NumPy copy
-        return (_rebuild, (np.array(self._data), self._dtype.name, self._requires_grad, type(self)))
+        # pickling (DataLoader workers, deepcopy): rebuild from a NumPy copy, on the same device
+        if self._device is CPU:
+            return (_rebuild, (np.array(self._data), self._dtype.name, self._requires_grad, type(self)))
+        return (_rebuild, (self._host(), self._dtype.name, self._requires_grad, type(self), str(self._device)))
 
     def __deepcopy__(self, memo):
         if not self.is_leaf:
             raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support the deepcopy protocol at the moment.")
         if id(self) in memo:
             return memo[id(self)]
-        new = _rebuild(np.array(self._data, copy=True), self._dtype.name, self._requires_grad, type(self))
+        if self._device is CPU:
+            new = _rebuild(np.array(self._data, copy=True), self._dtype.name, self._requires_grad, type(self))
+        else:
+            new = _rebuild(self._data.copy(), self._dtype.name, self._requires_grad, type(self), self._device)
         if self._grad is not None:
             import copy
             new._grad = copy.deepcopy(self._grad, memo)
@@ -412,11 +459,24 @@ class Tensor:
         return object.__format__(self, spec)
 
 
-def _rebuild(arr, dtype_name, requires_grad, cls=Tensor):
+def _rebuild(arr, dtype_name, requires_grad, cls=Tensor, device=None):
+    """Unpickle (or deep-copy) a tensor; ``arr`` is a host array, or already on ``device``."""
     t = object.__new__(cls)
-    _init(t, arr, D._by_name(dtype_name))
+    dev = CPU
+    if device is not None:
+        from .runtime.device import canonical
+        dev = canonical(device)
+        if arr.__class__ is np.ndarray and dev is not CPU:
+            from .runtime.cuda import array
+            arr = array.from_host(arr)
+    _init(t, arr, D._by_name(dtype_name), dev)
     t._requires_grad = requires_grad
     return t
+
+
+def _to_numpy_error(t) -> TypeError:
+    return TypeError(f"can't convert {t._device} device type tensor to numpy. "
+                     "Use Tensor.cpu() to copy the tensor to host memory first.")
 
 
 def _init(t, arr, dtype, device=CPU):

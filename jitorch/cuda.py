@@ -1,47 +1,450 @@
-"""``jitorch.cuda``: device queries.  The numba.cuda backend is not built yet, so no CUDA device exists."""
+"""``jitorch.cuda``: devices, synchronization, events, streams, memory statistics and seeding.
+
+The CUDA backend is numba.cuda (the ``numba-cuda`` package, jitorch's ``cuda``
+extra), imported on the first call that needs it, never by ``import jitorch``.
+With ``NUMBA_ENABLE_CUDASIM=1`` Numba's simulator stands in for a GPU.
+
+jitorch runs every kernel on one stream, in order, on one GPU per process
+(``cuda:0``; pick another GPU with ``CUDA_VISIBLE_DEVICES``).  ``Stream``
+objects exist for API compatibility: work launched "on" one is ordered with
+all other work, which is always a valid schedule of torch's semantics.
+
+>>> import jitorch
+>>> if jitorch.cuda.is_available():
+...     x = jitorch.ones(3, device="cuda")
+...     assert x.device == jitorch.device("cuda", 0)
+"""
 from __future__ import annotations
 
+import contextlib
+import os
+import time
 
+from .runtime.cuda import driver
+from .runtime.cuda import memory as _memory
+from .runtime.cuda.memory import OutOfMemoryError
+from .runtime.device import Device, canonical, current_cuda, set_current_cuda
+
+__all__ = [
+    "Event",
+    "OutOfMemoryError",
+    "Stream",
+    "current_device",
+    "current_stream",
+    "default_stream",
+    "device",
+    "device_count",
+    "empty_cache",
+    "get_device_capability",
+    "get_device_name",
+    "get_device_properties",
+    "init",
+    "initial_seed",
+    "is_available",
+    "is_initialized",
+    "manual_seed",
+    "manual_seed_all",
+    "max_memory_allocated",
+    "max_memory_reserved",
+    "mem_get_info",
+    "memory_allocated",
+    "memory_reserved",
+    "memory_stats",
+    "reset_peak_memory_stats",
+    "seed",
+    "seed_all",
+    "set_device",
+    "set_per_process_memory_fraction",
+    "stream",
+    "synchronize",
+]
+
+
+# -- devices ------------------------------------------------------------------------------------------------
 def is_available() -> bool:
-    """False: jitorch runs on the CPU only in this version."""
-    return False
+    """True when numba.cuda is installed and sees a GPU (or runs the simulator)."""
+    return driver.available()
 
 
 def device_count() -> int:
-    return 0
-
-
-def _no_cuda(*args, **kwargs):
-    raise RuntimeError("Torch not compiled with CUDA enabled: jitorch has no CUDA backend in this build")
-
-
-current_device = set_device = get_device_name = get_device_properties = _no_cuda
-Event = Stream = _no_cuda
-
-
-def manual_seed(seed) -> None:
-    """Accepted for compatibility; there is no CUDA generator to seed."""
-
-
-def manual_seed_all(seed) -> None:
-    """Accepted for compatibility; there is no CUDA generator to seed."""
-
-
-def synchronize(device=None) -> None:
-    """Nothing runs asynchronously on the CPU."""
+    return driver.device_count()
 
 
 def is_initialized() -> bool:
-    return False
+    """True once CUDA has been used in this process (a CUDA device named or ``init()`` called)."""
+    from .runtime.cuda import backend
+    return backend.loaded()
 
 
-def empty_cache() -> None:
-    """No device memory is cached."""
+def init() -> None:
+    """Initialize CUDA now (it happens by itself on first use); raises when CUDA is unusable."""
+    canonical("cuda")
 
 
+def _index(device) -> int:
+    """The device index a ``device=`` argument names (None: the current device)."""
+    if device is None:
+        return canonical("cuda").index
+    if isinstance(device, int) and not isinstance(device, bool):
+        return canonical(Device("cuda", device)).index
+    d = Device(device)
+    if d.type != "cuda":
+        raise ValueError(f"Expected a cuda device, but got: {d}")
+    return canonical(d).index
+
+
+def current_device() -> int:
+    driver.require()
+    return current_cuda()
+
+
+def set_device(device) -> None:
+    """Make ``device`` the one a bare ``"cuda"`` means (a negative index is ignored, as in torch)."""
+    if isinstance(device, int) and device < 0:
+        return
+    set_current_cuda(_index(device))
+
+
+class device:
+    """Context manager that changes the current device: ``with jitorch.cuda.device(0): ...``."""
+
+    def __init__(self, device):
+        self.idx = -1 if device is None else _index(device)
+        self.prev_idx = -1
+
+    def __enter__(self):
+        if self.idx >= 0:
+            self.prev_idx = current_cuda()
+            set_current_cuda(self.idx)
+        return self
+
+    def __exit__(self, *exc):
+        if self.prev_idx >= 0:
+            set_current_cuda(self.prev_idx)
+        return False
+
+
+def synchronize(device=None) -> None:
+    """Wait for every kernel launched so far to finish."""
+    _index(device)
+    if not driver.simulated():
+        driver.cuda_module().synchronize()
+
+
+class _DeviceProperties:
+    """What ``get_device_properties`` returns (the fields torch's ``_CudaDeviceProperties`` has that matter)."""
+
+    def __init__(self, name, major, minor, total_memory, multi_processor_count):
+        self.name = name
+        self.major = major
+        self.minor = minor
+        self.total_memory = total_memory
+        self.multi_processor_count = multi_processor_count
+        self.is_integrated = False
+        self.is_multi_gpu_board = False
+
+    def __repr__(self) -> str:
+        return (f"_CudaDeviceProperties(name='{self.name}', major={self.major}, minor={self.minor}, "
+                f"total_memory={self.total_memory // (1 << 20)}MB, "
+                f"multi_processor_count={self.multi_processor_count})")
+
+
+_props: dict = {}
+
+
+def get_device_properties(device=None) -> _DeviceProperties:
+    idx = _index(device)
+    p = _props.get(idx)
+    if p is None:
+        cuda = driver.cuda_module()
+        if driver.simulated():
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")  # the simulator's "device" is RAM
+            major, minor = cuda.get_current_device().compute_capability
+            p = _DeviceProperties("Numba CUDA Simulator", major, minor, total, 1)
+        else:
+            dev = cuda.get_current_device()
+            name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
+            major, minor = dev.compute_capability
+            total = int(cuda.current_context().get_memory_info().total)
+            p = _DeviceProperties(name, major, minor, total, int(dev.MULTIPROCESSOR_COUNT))
+        _props[idx] = p
+    return p
+
+
+def get_device_name(device=None) -> str:
+    return get_device_properties(device).name
+
+
+def get_device_capability(device=None) -> tuple[int, int]:
+    p = get_device_properties(device)
+    return p.major, p.minor
+
+
+# -- streams and events ---------------------------------------------------------------------------------------
+class Stream:
+    """A CUDA stream handle (``jitorch.cuda.Stream()``); see the module docstring on ordering."""
+
+    def __init__(self, device=None, priority: int = 0, _default: bool = False):
+        self.device = Device("cuda", _index(device))
+        self.priority = priority
+        cuda = driver.cuda_module()
+        self._numba = cuda.default_stream() if _default else cuda.stream()
+
+    def synchronize(self) -> None:
+        if not driver.simulated():
+            self._numba.synchronize()
+
+    def query(self) -> bool:
+        """True when all work submitted to this stream has finished."""
+        if driver.simulated():
+            return True
+        self.synchronize()  # numba streams have no non-blocking query
+        return True
+
+    def wait_event(self, event: Event) -> None:
+        event.wait(self)
+
+    def wait_stream(self, stream: Stream) -> None:
+        self.wait_event(stream.record_event())
+
+    def record_event(self, event: Event | None = None) -> Event:
+        event = event if event is not None else Event()
+        event.record(self)
+        return event
+
+    def __enter__(self):
+        self._prev = _streams.get("current")
+        _streams["current"] = self
+        return self
+
+    def __exit__(self, *exc):
+        _streams["current"] = self._prev
+        return False
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Stream) and other._numba is self._numba
+
+    def __hash__(self) -> int:
+        return id(self._numba)
+
+    def __repr__(self) -> str:
+        return f"<jitorch.cuda.Stream device={self.device}>"
+
+
+_streams: dict = {}
+
+
+def default_stream(device=None) -> Stream:
+    s = _streams.get("default")
+    if s is None:
+        s = _streams["default"] = Stream(device, _default=True)
+    return s
+
+
+def current_stream(device=None) -> Stream:
+    s = _streams.get("current")
+    return s if s is not None else default_stream(device)
+
+
+@contextlib.contextmanager
+def stream(s: Stream | None):
+    """``with jitorch.cuda.stream(s):`` makes ``s`` the current stream (None: no change)."""
+    if s is None:
+        yield
+        return
+    with s:
+        yield
+
+
+def set_stream(s: Stream) -> None:
+    _streams["current"] = s
+
+
+class Event:
+    """A CUDA event: mark a point in the stream, wait for it, time the work between two of them.
+
+    >>> import jitorch
+    >>> if jitorch.cuda.is_available():
+    ...     start = jitorch.cuda.Event(enable_timing=True)
+    ...     end = jitorch.cuda.Event(enable_timing=True)
+    ...     start.record(); y = jitorch.ones(4, device="cuda") * 2; end.record()
+    ...     end.synchronize()
+    ...     assert start.elapsed_time(end) >= 0
+    """
+
+    def __init__(self, enable_timing: bool = False, blocking: bool = False, interprocess: bool = False):
+        driver.require()
+        self.enable_timing = enable_timing
+        self.blocking = blocking
+        self.interprocess = interprocess
+        # the simulator runs everything synchronously and its events keep no time: record the host clock
+        self._numba = None if driver.simulated() else driver.cuda_module().event(timing=enable_timing)
+        self._time = None
+
+    def record(self, stream: Stream | None = None) -> None:
+        s = stream if stream is not None else current_stream()
+        if self._numba is None:
+            self._time = time.perf_counter()
+        else:
+            self._numba.record(s._numba)
+            self._time = True
+
+    def wait(self, stream: Stream | None = None) -> None:
+        if self._numba is not None and self._time is not None:
+            s = stream if stream is not None else current_stream()
+            self._numba.wait(s._numba)
+
+    def query(self) -> bool:
+        """True when the work before the recorded point has finished (or nothing was recorded)."""
+        if self._numba is None or self._time is None:
+            return True
+        return bool(self._numba.query())
+
+    def synchronize(self) -> None:
+        if self._numba is not None and self._time is not None:
+            self._numba.synchronize()
+
+    def elapsed_time(self, end_event: Event) -> float:
+        """Milliseconds between this event and ``end_event`` (both recorded, both with timing)."""
+        if not (self.enable_timing and end_event.enable_timing):
+            raise RuntimeError("Both events must be created with argument 'enable_timing=True'.")
+        if self._time is None or end_event._time is None:
+            raise RuntimeError("Both events must be recorded before calculating elapsed time.")
+        if self._numba is None:
+            return (end_event._time - self._time) * 1e3
+        end_event.synchronize()
+        return float(driver.cuda_module().event_elapsed_time(self._numba, end_event._numba))
+
+    def __repr__(self) -> str:
+        return f"<jitorch.cuda.Event enable_timing={self.enable_timing}>"
+
+
+# -- memory -------------------------------------------------------------------------------------------------------
 def memory_allocated(device=None) -> int:
-    return 0
+    """Bytes held by live CUDA tensors (rounded to the allocator's block sizes)."""
+    return _memory.memory_allocated()
 
 
 def max_memory_allocated(device=None) -> int:
-    return 0
+    return _memory.max_memory_allocated()
+
+
+def memory_reserved(device=None) -> int:
+    """Bytes obtained from the driver: live tensors plus the caching allocator's free blocks."""
+    return _memory.memory_reserved()
+
+
+def max_memory_reserved(device=None) -> int:
+    return _memory.max_memory_reserved()
+
+
+def reset_peak_memory_stats(device=None) -> None:
+    _memory.reset_peak_memory_stats()
+
+
+def reset_max_memory_allocated(device=None) -> None:
+    _memory.reset_peak_memory_stats()
+
+
+def empty_cache() -> None:
+    """Give the allocator's cached free blocks back to the driver."""
+    _memory.empty_cache()
+
+
+def memory_stats(device=None) -> dict:
+    return _memory.memory_stats()
+
+
+def memory_summary(device=None, abbreviated: bool = False) -> str:
+    mib = 1 << 20
+    s = _memory.memory_stats()
+    return (f"jitorch CUDA memory: allocated {s['allocated_bytes.all.current'] / mib:.2f} MiB "
+            f"(peak {s['allocated_bytes.all.peak'] / mib:.2f} MiB), reserved "
+            f"{s['reserved_bytes.all.current'] / mib:.2f} MiB (peak {s['reserved_bytes.all.peak'] / mib:.2f} MiB), "
+            f"{s['num_ooms']} out-of-memory errors")
+
+
+def set_per_process_memory_fraction(fraction: float, device=None) -> None:
+    """Limit this process's reserved device memory to ``fraction`` of the device's total memory."""
+    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool):
+        raise TypeError("Invalid type for fraction argument, must be `float`")
+    if fraction < 0 or fraction > 1:
+        raise ValueError(f"Invalid fraction value: {fraction}. Allowed range: 0~1")
+    total = get_device_properties(device).total_memory
+    _memory.set_limit(int(total * fraction))
+
+
+def mem_get_info(device=None) -> tuple[int, int]:
+    """(free, total) device memory in bytes."""
+    total = get_device_properties(device).total_memory
+    if driver.simulated():
+        return total - _memory.memory_reserved(), total
+    info = driver.cuda_module().current_context().get_memory_info()
+    return int(info.free), int(info.total)
+
+
+# -- random numbers --------------------------------------------------------------------------------------------------
+_seed_state = {"initial": None}  # used only when the backend has no Philox generator module
+
+
+def _philox():
+    """The CUDA Philox generator module (it imports no numba), or None when the backend has none."""
+    import importlib
+    try:
+        return importlib.import_module("jitorch.runtime.cuda.philox")
+    except ModuleNotFoundError as e:
+        if e.name != "jitorch.runtime.cuda.philox":
+            raise
+        return None
+
+
+def manual_seed(seed) -> None:
+    """Seed the CUDA generator (works, and is remembered, before CUDA is first used)."""
+    seed = int(seed)
+    ph = _philox()
+    if ph is not None:
+        ph.manual_seed(seed)
+    else:
+        _seed_state["initial"] = seed
+
+
+manual_seed_all = manual_seed
+
+
+def seed() -> None:
+    """Seed the CUDA generator with a non-deterministic random number."""
+    manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
+
+
+seed_all = seed
+
+
+def initial_seed() -> int:
+    ph = _philox()
+    if ph is not None:
+        return ph.initial_seed()
+    if _seed_state["initial"] is None:
+        seed()
+    return _seed_state["initial"]
+
+
+def get_rng_state():
+    ph = _philox()
+    if ph is None:
+        raise RuntimeError("the CUDA backend has no random number generator")
+    return ph.get_rng_state()
+
+
+def set_rng_state(state) -> None:
+    ph = _philox()
+    if ph is None:
+        raise RuntimeError("the CUDA backend has no random number generator")
+    ph.set_rng_state(state)
+
+
+# -- diagnostics ------------------------------------------------------------------------------------------------
+def _host_fallback_ops() -> set[str]:
+    """Names of the ops that ran on the host for lack of a CUDA kernel in this process
+    (see ``jitorch/runtime/cuda/fallback.py``)."""
+    from .runtime.cuda import fallback
+    return fallback.ops_that_fell_back()

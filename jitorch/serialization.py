@@ -517,7 +517,12 @@ def _make_tensor(arr: np.ndarray, entry: dict, map_location: MapLocation) -> Any
     if _is_tensor(target):
         t = target
     elif target != "cpu":
-        t = t.to(target)  # the hook for devices beyond the CPU
+        if str(target).startswith("cuda") and not jitorch.cuda.is_available():
+            raise RuntimeError(
+                "Attempting to deserialize object on a CUDA device but jitorch.cuda.is_available() is False. "
+                "If you are running on a CPU-only machine, please use jitorch.load with "
+                "map_location=jitorch.device('cpu') to map your storages to the CPU.")
+        t = t.to(target)
     if entry["parameter"]:
         from jitorch.nn import Parameter
 

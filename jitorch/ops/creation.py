@@ -1,4 +1,10 @@
-"""Tensor creation: from data, filled, ranges and random draws."""
+"""Tensor creation: from data, filled, ranges and random draws.
+
+With ``device='cuda'``, filled tensors are allocated and filled on the device;
+tensors from data, ranges and ``eye`` are built on the host and copied over;
+random draws come from the CUDA Philox generator when the CUDA backend has one
+(else they are drawn on the host, see ``runtime/cuda/ops_creation.py``).
+"""
 from __future__ import annotations
 
 import numbers
@@ -7,7 +13,7 @@ import numpy as np
 
 from .. import _dtype as D
 from .._tensor import Tensor, wrap
-from ..runtime.device import canonical
+from ..runtime.device import CPU, canonical
 from .._dispatch import replayable_random
 from .random import default_generator
 
@@ -19,7 +25,11 @@ def _dt(dtype, default=None):
 
 
 def _finish(arr, dtype, device, requires_grad):
+    """The tensor for host array ``arr`` on ``device`` (copied there unless it is the CPU)."""
     dev = canonical(device)
+    if dev is not CPU and arr.__class__ is np.ndarray:
+        from ..runtime.cuda import array
+        arr = array.from_host(arr)
     t = wrap(arr, dtype, dev)
     if requires_grad:
         t.requires_grad_(True)
@@ -77,7 +87,7 @@ def _infer_dtype(data) -> D.dtype:
 
 def _to_numpy_nested(data):
     if isinstance(data, Tensor):
-        return data._data
+        return data._host()
     if isinstance(data, (list, tuple)):
         items = [_to_numpy_nested(x) for x in data]
         if not items:
@@ -94,7 +104,9 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
     """A new tensor holding a copy of ``data`` (nested lists, scalars, arrays, tensors)."""
     if isinstance(data, Tensor):
         dt = _dt(dtype, data.dtype)
-        arr = np.array(data._data, dtype=dt.numpy_dtype, copy=True)
+        if device is None:
+            device = data._device
+        arr = np.array(data._host(), dtype=dt.numpy_dtype, copy=True)
     elif isinstance(data, np.ndarray):
         dt = _dt(dtype, D.from_numpy(data.dtype))
         arr = np.array(data, dtype=dt.numpy_dtype, copy=True)
@@ -114,6 +126,8 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
 def as_tensor(data, dtype=None, device=None) -> Tensor:
     """Share memory with ``data`` when possible (tensors, NumPy arrays)."""
     if isinstance(data, Tensor):
+        if device is not None and canonical(device) is not data._device:
+            data = data.to(device)
         return data if dtype is None or D.to_dtype(dtype) is data.dtype else data.to(dtype)
     if isinstance(data, np.ndarray) and (dtype is None or D.to_dtype(dtype).numpy_dtype == data.dtype):
         D.from_numpy(data.dtype)
@@ -141,8 +155,17 @@ def from_numpy(arr: np.ndarray) -> Tensor:
 def _filled(size, value, dtype, device, requires_grad, default=None):
     shape = _shape(size)
     dt = _dt(dtype, default or D.get_default_dtype())
+    return _filled_array(shape, value, dt, device, requires_grad)
+
+
+def _filled_array(shape, value, dt, device, requires_grad):
+    dev = canonical(device)
+    if dev is not CPU:  # allocate and fill on the device: no host array, no transfer
+        from ..runtime.cuda import ops_creation
+        host_value = np.full((), value, dtype=dt.numpy_dtype)[()] if value is not None else None
+        return _finish(ops_creation.full(shape, dt.numpy_dtype, host_value), dt, dev, requires_grad)
     arr = np.full(shape, value, dtype=dt.numpy_dtype) if value is not None else np.empty(shape, dt.numpy_dtype)
-    return _finish(arr, dt, device, requires_grad)
+    return _finish(arr, dt, dev, requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None, pin_memory=False):
@@ -170,8 +193,8 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=
 
 def _like(input, value, dtype, device, requires_grad):
     dt = _dt(dtype, input.dtype)
-    arr = np.empty(input.shape, dt.numpy_dtype) if value is None else np.full(input.shape, value, dt.numpy_dtype)
-    return _finish(arr, dt, device if device is not None else input.device, requires_grad)
+    return _filled_array(tuple(input.shape), value, dt, device if device is not None else input.device,
+                         requires_grad)
 
 
 def zeros_like(input, *, dtype=None, device=None, requires_grad=False, layout=None, memory_format=None):
@@ -252,8 +275,13 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, ou
     """Uniform samples on [0, 1)."""
     dt = _dt(dtype, D.get_default_dtype())
     _float_only("check_uniform_bounds", dt)
-    arr = _gen(generator)._np.random(_shape(size), dtype=np.float64 if dt is D.float64 else np.float32)
-    return _finish(arr.astype(dt.numpy_dtype, copy=False), dt, device, requires_grad)
+    shape = _shape(size)
+    g = _gen(generator)
+
+    def host():
+        arr = g._np.random(shape, dtype=np.float64 if dt is D.float64 else np.float32)
+        return arr.astype(dt.numpy_dtype, copy=False)
+    return _random(device, "uniform", host, dt, requires_grad, shape, generator)
 
 
 @replayable_random
@@ -261,8 +289,23 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, o
     """Standard normal samples."""
     dt = _dt(dtype, D.get_default_dtype())
     _float_only("normal_kernel_cpu", dt)
-    arr = _gen(generator)._np.standard_normal(_shape(size), dtype=np.float64 if dt is D.float64 else np.float32)
-    return _finish(arr.astype(dt.numpy_dtype, copy=False), dt, device, requires_grad)
+    shape = _shape(size)
+    g = _gen(generator)
+
+    def host():
+        arr = g._np.standard_normal(shape, dtype=np.float64 if dt is D.float64 else np.float32)
+        return arr.astype(dt.numpy_dtype, copy=False)
+    return _random(device, "normal", host, dt, requires_grad, shape, generator)
+
+
+def _random(device, kind, host_draw, dt, requires_grad, shape, generator, **params):
+    """A random tensor: ``host_draw()`` on the CPU; on CUDA the device generator's ``kind`` draw."""
+    dev = canonical(device)
+    if dev is CPU:
+        return _finish(host_draw(), dt, dev, requires_grad)
+    from ..runtime.cuda import ops_creation
+    arr = ops_creation.random(kind, shape, dt.numpy_dtype, generator, host_draw, **params)
+    return _finish(arr, dt, dev, requires_grad)
 
 
 def _float_only(kernel, dt):
@@ -283,22 +326,29 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     if high <= low:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     dt = _dt(dtype, D.int64)
-    arr = _gen(generator)._np.integers(low, high, size=_shape((size,)), dtype=np.int64)
-    return _finish(arr.astype(dt.numpy_dtype), dt, device, requires_grad)
+    shape = _shape((size,))
+    g = _gen(generator)
+
+    def host():
+        return g._np.integers(low, high, size=shape, dtype=np.int64).astype(dt.numpy_dtype)
+    return _random(device, "randint", host, dt, requires_grad, shape, generator, low=low, high=high)
 
 
-def randint_like(input, low=0, high=None, *, dtype=None, generator=None):
+def randint_like(input, low=0, high=None, *, dtype=None, generator=None, device=None):
     if high is None:
         low, high = 0, low
-    return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype, generator=generator)
+    return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype, generator=generator,
+                   device=device if device is not None else input.device)
 
 
-def rand_like(input, *, dtype=None, generator=None):
-    return rand(*input.shape, dtype=dtype or input.dtype, generator=generator)
+def rand_like(input, *, dtype=None, generator=None, device=None, requires_grad=False):
+    return rand(*input.shape, dtype=dtype or input.dtype, generator=generator,
+                device=device if device is not None else input.device, requires_grad=requires_grad)
 
 
-def randn_like(input, *, dtype=None, generator=None):
-    return randn(*input.shape, dtype=dtype or input.dtype, generator=generator)
+def randn_like(input, *, dtype=None, generator=None, device=None, requires_grad=False):
+    return randn(*input.shape, dtype=dtype or input.dtype, generator=generator,
+                 device=device if device is not None else input.device, requires_grad=requires_grad)
 
 
 @replayable_random
@@ -307,19 +357,21 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False)
     if n < 0:
         raise RuntimeError(f"n must be non-negative, got{n}")
     dt = _dt(dtype, D.int64)
-    return _finish(_gen(generator)._np.permutation(n).astype(dt.numpy_dtype), dt, device, requires_grad)
+    g = _gen(generator)
+    return _random(device, "randperm", lambda: g._np.permutation(n).astype(dt.numpy_dtype), dt, requires_grad,
+                   (n,), generator)
 
 
 @replayable_random
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
     g = _gen(generator)
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
-        m = mean._data if isinstance(mean, Tensor) else mean
-        s = std._data if isinstance(std, Tensor) else std
+        m = mean._host() if isinstance(mean, Tensor) else mean
+        s = std._host() if isinstance(std, Tensor) else std
         shape = np.broadcast_shapes(np.shape(m), np.shape(s))
         ref = mean if isinstance(mean, Tensor) else std
         arr = (m + s * g._np.standard_normal(shape)).astype(ref.dtype.numpy_dtype)
-        return _finish(arr, ref.dtype, device, requires_grad)
+        return _finish(arr, ref.dtype, device if device is not None else ref.device, requires_grad)
     dt = _dt(dtype, D.get_default_dtype())
     arr = (mean + std * g._np.standard_normal(_shape((size,)))).astype(dt.numpy_dtype)
     return _finish(arr, dt, device, requires_grad)
@@ -327,17 +379,17 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
 
 def bernoulli(input, p=None, *, generator=None):
     """Samples 1 with probability ``input`` (or ``p``), else 0."""
-    probs = input._data if p is None else np.full(input.shape, p)
+    probs = input._host() if p is None else np.full(input.shape, p)
     if np.any((probs < 0) | (probs > 1)):
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
     draw = _gen(generator)._np.random(input.shape) < probs
-    return wrap(draw.astype(input.dtype.numpy_dtype), input.dtype, input.device)
+    return _finish(draw.astype(input.dtype.numpy_dtype), input.dtype, input.device, False)
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None):
     """Draw category indices with probabilities proportional to the rows of ``input``."""
     g = _gen(generator)
-    w = np.asarray(input._data, dtype=np.float64)
+    w = np.asarray(input._host(), dtype=np.float64)
     if np.any(w < 0) or not np.all(np.isfinite(w)):
         raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
     rows = w.reshape(-1, w.shape[-1])
@@ -349,7 +401,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
         if not replacement and num_samples > np.count_nonzero(r):
             raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
         out[i] = g._np.choice(r.shape[0], size=num_samples, replace=replacement, p=r / s)
-    return wrap(out.reshape(w.shape[:-1] + (num_samples,)), D.int64, input.device)
+    return _finish(out.reshape(w.shape[:-1] + (num_samples,)), D.int64, input.device, False)
 
 
 def _legacy_tensor_args(args, kwargs):

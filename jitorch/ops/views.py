@@ -1,6 +1,7 @@
 """View primitives: results share storage with their input (no kernel runs).
 
-On the CPU a view is a NumPy view of the input's array; the derivative rules
+On the CPU a view is a NumPy view of the input's array, on CUDA a ``CudaArray``
+view of the same storage (``runtime/cuda/ops_views.py``); the derivative rules
 move the gradient back into the input's shape.
 """
 from __future__ import annotations
@@ -151,7 +152,7 @@ def _as_strided_backward(g, c):
 def _diagonal_backward(g, c):
     import jitorch as J
     a = c.attrs
-    z = J.zeros(_in_shape(c), dtype=g.dtype)
+    z = J.zeros(_in_shape(c), dtype=g.dtype, device=g.device)
     return J.diagonal_scatter(z, g, a["offset"], a["dim1"], a["dim2"])
 
 
@@ -212,6 +213,8 @@ def reshape(input: Tensor, *shape) -> Tensor:
 def _viewable(arr, shape) -> bool:
     if arr.flags.c_contiguous:
         return True
+    if arr.__class__ is not np.ndarray:
+        return arr.view_if_possible(shape) is not None
     v = arr.view()
     try:
         v.shape = shape
@@ -394,6 +397,9 @@ def contiguous(input: Tensor, memory_format=None) -> Tensor:
     """Self when already contiguous, else a contiguous copy."""
     if input._data.flags.c_contiguous:
         return input
-    from .._dispatch import elementwise
     from .elementwise import COPY
+    if input._data.__class__ is not np.ndarray:
+        from .conversion import _copy_as
+        return _copy_as(COPY, input, input._dtype)
+    from .._dispatch import elementwise
     return elementwise(COPY, input)

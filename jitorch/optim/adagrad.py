@@ -5,7 +5,7 @@ from typing import Any
 
 import jitorch
 
-from . import _fused
+from . import _cuda, _fused
 from .optimizer import Optimizer, ParamsT, _scalar_dtype, _value
 
 __all__ = ["Adagrad"]
@@ -97,6 +97,12 @@ class Adagrad(Optimizer):
                 st = self._init_state(p, group, self.defaults["initial_accumulator_value"])
             step = self._bump_step(st["step"])
             clr = lr / (1 + (step - 1) * lr_decay)
+            if _cuda.is_cuda(p):
+                _cuda.step("adagrad", p, g, {"state_sum": st["sum"]},
+                           {"neg_clr": -clr, "weight_decay": wd, "eps": eps},
+                           {"use_wd": use_wd, "maximize": maximize})
+                p._version[0] += 1
+                continue
             flats, _dt = cache.views(id(p), (p._data, st["sum"]._data), pending)
             launch(flats[0], cache.grad(id(p), g._data, flats[0]), flats[1], -clr, wd, eps, use_wd, maximize)
             if pending:

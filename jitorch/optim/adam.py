@@ -5,7 +5,7 @@ from typing import Any
 
 import jitorch
 
-from . import _fused
+from . import _cuda, _fused
 from .optimizer import Optimizer, ParamsT, _scalar_dtype, _value
 
 __all__ = ["Adam", "AdamW"]
@@ -120,22 +120,40 @@ class Adam(Optimizer):
             if not st:
                 st = self._init_state(p, group)
             step = bump(st["step"])
+            if _cuda.is_cuda(p):
+                dt = _fused.compute_dtype(p._data.dtype)
+                if consts is None or consts[0] != step or consts[1] is not dt:
+                    consts = _adam_consts(step, dt, lr, beta1, beta2, w1)
+                _cuda.step("adam", p, g, {"exp_avg": st["exp_avg"], "exp_avg_sq": st["exp_avg_sq"],
+                                          "max_exp_avg_sq": st.get("max_exp_avg_sq") if amsgrad else None},
+                           {"w1": w1, "w1_minus_one": consts[4], "beta2": beta2, "one_minus_beta2": 1 - beta2,
+                            "weight_decay": wd, "decay_keep": 1 - lr * wd, "bc2_sqrt": consts[3], "eps": eps,
+                            "neg_step_size": consts[2]},
+                           {"w1_small": w1_small, "use_wd": use_wd, "decoupled": decoupled, "amsgrad": amsgrad,
+                            "maximize": maximize})
+                p._version[0] += 1
+                continue
             arrays = (p._data, st["exp_avg"]._data, st["exp_avg_sq"]._data)
             if amsgrad:
                 arrays += (st["max_exp_avg_sq"]._data,)
             flats, dt = cache.views(id(p), arrays, pending)
             vmax = flats[3] if amsgrad else _fused.empty(dt)
             if consts is None or consts[0] != step or consts[1] is not dt:
-                bc1 = 1 - beta1 ** step
-                bc2 = 1 - beta2 ** step
-                # torch's lerp forms weight - 1 in the tensor's own precision
-                consts = (step, dt, -(lr / bc1), bc2 ** 0.5, float(dt.type(w1) - dt.type(1)))
+                consts = _adam_consts(step, dt, lr, beta1, beta2, w1)
             launch(flats[0], cache.grad(id(p), g._data, flats[0]), flats[1], flats[2], vmax, w1, consts[4], w1_small,
                    beta2, 1 - beta2, wd, 1 - lr * wd, consts[3], eps, consts[2], use_wd, decoupled, amsgrad,
                    maximize)
             if pending:
                 _fused.write_back(pending)
             p._version[0] += 1
+
+
+def _adam_consts(step, dt, lr, beta1, beta2, w1) -> tuple:
+    """Per-step scalars shared by parameters at the same step and compute dtype."""
+    bc1 = 1 - beta1 ** step
+    bc2 = 1 - beta2 ** step
+    # torch's lerp forms weight - 1 in the tensor's own precision
+    return (step, dt, -(lr / bc1), bc2 ** 0.5, float(dt.type(w1) - dt.type(1)))
 
 
 class AdamW(Adam):

@@ -238,7 +238,7 @@ class Optimizer:
                 if arr.flags.writeable:
                     arr.fill(0)
                 else:  # a read-only (e.g. broadcast) grad gets its own zeroed storage
-                    g._data = jitorch.zeros(g.shape, dtype=g.dtype)._data
+                    g._data = jitorch.zeros(g.shape, dtype=g.dtype, device=g.device)._data
                 g._version[0] += 1
 
     def step(self, closure: Callable[[], Any] | None = None):

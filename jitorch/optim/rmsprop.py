@@ -5,7 +5,7 @@ from typing import Any
 
 import jitorch
 
-from . import _fused
+from . import _cuda, _fused
 from .optimizer import Optimizer, ParamsT, _scalar_dtype, _value
 
 __all__ = ["RMSprop"]
@@ -97,6 +97,17 @@ class RMSprop(Optimizer):
                 if centered:
                     st["grad_avg"] = jitorch.zeros_like(p)
             self._bump_step(st["step"])
+            if _cuda.is_cuda(p):
+                dt = _fused.compute_dtype(p._data.dtype)
+                _cuda.step("rmsprop", p, g, {"square_avg": st["square_avg"],
+                                             "grad_avg": st.get("grad_avg") if centered else None,
+                                             "buf": st.get("momentum_buffer") if use_momentum else None},
+                           {"alpha": alpha, "one_minus_alpha": w, "w_minus_one": float(dt.type(w) - dt.type(1)),
+                            "eps": eps, "weight_decay": wd, "momentum": momentum, "neg_lr": -lr},
+                           {"lerp_small": lerp_small, "use_wd": use_wd, "centered": centered,
+                            "use_momentum": use_momentum, "maximize": maximize})
+                p._version[0] += 1
+                continue
             arrays = (p._data, st["square_avg"]._data)
             if use_momentum:
                 arrays += (st["momentum_buffer"]._data,)

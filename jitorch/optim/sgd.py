@@ -5,7 +5,7 @@ from typing import Any
 
 import jitorch
 
-from . import _fused
+from . import _cuda, _fused
 from .optimizer import Optimizer, ParamsT, _value
 
 __all__ = ["SGD"]
@@ -77,6 +77,7 @@ class SGD(Optimizer):
             if g is None:
                 continue
             first = False
+            buf_t = None
             if use_momentum:
                 st = state[p]
                 buf_t = st.get("momentum_buffer")
@@ -84,6 +85,14 @@ class SGD(Optimizer):
                     # torch seeds the buffer with the gradient itself; the kernel writes it
                     buf_t = st["momentum_buffer"] = jitorch.zeros_like(p)
                     first = True
+            if _cuda.is_cuda(p):
+                _cuda.step("sgd", p, g, {"buf": buf_t},
+                           {"neg_lr": -lr, "weight_decay": wd, "momentum": momentum, "keep": keep},
+                           {"use_wd": use_wd, "use_momentum": use_momentum, "first": first, "nesterov": nesterov,
+                            "maximize": maximize})
+                p._version[0] += 1
+                continue
+            if use_momentum:
                 flats, dt = cache.views(id(p), (p._data, buf_t._data), pending)
                 buf = flats[1]
             else:

@@ -6,6 +6,8 @@ plain, readable Python: ``JITORCH_LOGS=code`` prints it.
 """
 from __future__ import annotations
 
+from .codegen_common import cast, np_name  # noqa: F401 - shared with the CUDA code generator
+
 HEADER = (
     "import math\n"
     "import numpy as np\n"
@@ -15,20 +17,6 @@ HEADER = (
 
 # error_model='numpy': no zero-division checks, which would block vectorization
 JIT_FLAGS = "cache=True, nogil=True, error_model='numpy'"
-
-
-def np_name(np_dtype) -> str:
-    """Source spelling of a NumPy dtype inside a kernel (``np.float32``)."""
-    name = str(np_dtype)
-    return "np.bool_" if name == "bool" else f"np.{name}"
-
-
-def cast(expr: str, from_dtype, to_dtype) -> str:
-    if from_dtype == to_dtype:
-        return expr
-    if str(to_dtype) == "bool":
-        return f"({expr} != 0)"
-    return f"{np_name(to_dtype)}({expr})"
 
 
 def render_elementwise(name: str, inputs, outputs, body, mode: str, parallel: bool) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernel_cache
+from . import codegen_common, kernel_cache
 from .codegen_cpu import np_name, render_elementwise, render_reduce
 
 # below this many elements a parallel loop costs more than it saves: waking the OpenMP
@@ -20,20 +20,13 @@ _F32 = np.dtype(np.float32)
 _F16 = np.dtype(np.float16)
 
 
-def _kernel_name(op_name: str, in_dts, out_dt, mode: str, parallel: bool) -> str:
-    parts = [op_name.strip("_")] + ["s" if d is None else str(d) for d in in_dts] + [str(out_dt), mode]
-    if parallel:
-        parts.append("par")
-    return "_".join(parts)
-
-
 def elementwise_source(op, in_dts, compute, out_dt, mode, parallel) -> tuple[str, str]:
     """Source and function name of a one-op elementwise kernel."""
-    name = _kernel_name(op.name, in_dts, out_dt, mode, parallel)
+    name = codegen_common.kernel_name(op.name, in_dts, out_dt, mode, parallel)
     cnp = compute.numpy_dtype
     inputs = [(f"a{k}", d, cnp) for k, d in enumerate(in_dts)]
-    expr = op.template(compute).format(*[f"x{k}" for k in range(len(in_dts))], T=np_name(cnp))
-    res_dt = np.dtype(bool) if op.dtype_rule == "bool" else cnp
+    expr = codegen_common.expression(op, compute, [f"x{k}" for k in range(len(in_dts))])
+    res_dt = codegen_common.result_dtype(op, cnp)
     outputs = [("out", out_dt, res_dt)]
     return render_elementwise(name, inputs, outputs, [f"y0 = {expr}"], mode, parallel), name
 

@@ -73,14 +73,51 @@ class Device:
 _CACHE: dict = {}
 CPU = Device("cpu")
 
+# the CUDA device that a bare "cuda" means (torch.cuda.set_device changes it)
+_current_cuda = [0]
+
 
 def canonical(device) -> Device:
-    """Normalize a user's device argument; ``None`` means the CPU."""
-    if device is None:
+    """Normalize a user's device argument; ``None`` means the CPU.
+
+    CUDA devices come back with an index (a bare ``"cuda"`` is the current
+    device, as in torch, where tensors report ``cuda:0``), after checking that
+    CUDA is usable and the index names a device; the first CUDA device loads
+    the CUDA backend.
+    """
+    if device is None or device is CPU:
         return CPU
-    d = Device(device)
+    d = device if device.__class__ is Device else Device(device)
     if d.type == "cuda":
-        raise RuntimeError(
-            "Torch not compiled with CUDA enabled: jitorch's CUDA backend is not available in this "
-            "build (no CUDA device found)")
+        key = d if d.index is not None else _current_cuda[0]
+        ok = _CUDA_OK.get(key)
+        return ok if ok is not None else _cuda_device(d, key)
     return d
+
+
+# validated CUDA devices: cuda Device -> itself; current index (for a bare "cuda") -> cuda:<index>
+_CUDA_OK: dict = {}
+
+
+def _cuda_device(d: Device, key) -> Device:
+    from .cuda import driver
+    driver.require(d.index)
+    index = _current_cuda[0] if d.index is None else d.index
+    if index != 0:
+        # one allocator, one numba context: memory for cuda:1 would silently land on cuda:0
+        raise NotImplementedError(
+            f"jitorch's CUDA backend uses one GPU per process (cuda:0); to run on GPU {index}, set "
+            f"CUDA_VISIBLE_DEVICES={index} so that it becomes cuda:0")
+    from .cuda import backend
+    backend.load()
+    out = Device("cuda", index)
+    _CUDA_OK[key] = out
+    return out
+
+
+def set_current_cuda(index: int) -> None:
+    _current_cuda[0] = index
+
+
+def current_cuda() -> int:
+    return _current_cuda[0]

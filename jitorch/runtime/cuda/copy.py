@@ -1,0 +1,184 @@
+"""Device copies (any layout to any layout, with dtype casts), fills and host transfers.
+
+Copies between arbitrary strided layouts use one kernel per rank that walks the
+destination's flat index, unravels it with the shape and applies each side's
+element strides to the flat storage buffers, so any view, transposed or
+broadcast, is read and written in place without extra staging.  Two
+contiguous arrays of the same shape take the rank-1 kernel (no index math).
+
+The kernels launch through ``typed_kernels.Kernel`` (compiled once per
+argument types, launched without numba's per-call type resolution) and read
+every array through ``typed_kernels.span`` (a 1-D buffer over the elements a
+view can reach, an element offset and element strides).
+
+Casts are the kernel's assignment ``dst[d] = src[s]``: numba converts like C
+(float to int truncates toward zero, anything to bool is ``!= 0``, NaN to bool
+is True), which is what torch does for values in range.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import driver, launch
+from .array import CudaArray, empty
+
+_KERNELS: dict = {}  # (kind, ndim) -> typed_kernels.Kernel
+
+
+def _kernel_source(kind: str, ndim: int) -> str:
+    # the loop nest is unrolled per rank by generating the source, so no tuple indexing
+    # by a runtime value (which numba.cuda lowers poorly) is needed
+    if kind in ("copy", "copy_via_int64"):
+        head = "def kernel(dst, dst_off, dst_st, src, src_off, src_st, shape, n):"
+        # float -> integer goes through int64, so out-of-range values wrap as in torch (300. -> uint8 44)
+        body = "        dst[d] = src[s]" if kind == "copy" else "        dst[d] = int64(src[s])"
+    else:
+        head = "def kernel(dst, dst_off, dst_st, value, shape, n):"
+        body = "        dst[d] = value"
+    lines = ["from numba import cuda",
+             "from numpy import int64",
+             "",
+             "",
+             head,
+             "    i = cuda.grid(1)",
+             "    step = cuda.gridsize(1)",
+             "    while i < n:",
+             "        rem = i",
+             "        d = dst_off"]
+    if kind != "fill":
+        lines.append("        s = src_off")
+    for k in reversed(range(ndim)):
+        lines += [f"        c = rem % shape[{k}]", f"        rem = rem // shape[{k}]",
+                  f"        d += c * dst_st[{k}]"]
+        if kind != "fill":
+            lines.append(f"        s += c * src_st[{k}]")
+    lines += [body, "        i += step"]
+    return "\n".join(lines)
+
+
+def _kernel(kind: str, ndim: int):
+    k = _KERNELS.get((kind, ndim))
+    if k is None:
+        from ..kernel_cache import load_kernel
+        from .typed_kernels import Kernel
+        # loaded from a content-addressed file, so numba can cache the compiled kernel on disk
+        k = _KERNELS[(kind, ndim)] = Kernel(load_kernel(_kernel_source(kind, ndim), "kernel"), f"{kind}_nd{ndim}")
+    return k
+
+
+def _operand(a: CudaArray, flat: bool):
+    """(buffer, element offset, element strides) of ``a`` for the kernels; ``flat``: as one run of elements."""
+    from .typed_kernels import span
+    if flat:
+        return a.as_strided((a.size,), (a.itemsize,)), 0, (1,)
+    if a.ndim == 0:
+        return a.as_strided((1,), (a.itemsize,)), 0, (0,)
+    return span(a)
+
+
+def copy_into(dst: CudaArray, src: CudaArray) -> None:
+    """``dst[...] = src`` for device arrays (src broadcasts to dst's shape; dtypes may differ)."""
+    if src.shape != dst.shape:
+        src = broadcast_to(src, dst.shape)
+    n = dst.size
+    if n == 0:
+        return
+    if dst.dtype == src.dtype and dst.flags.c_contiguous and src.flags.c_contiguous:
+        _contiguous_copy(dst, src)
+        return
+    flat = dst.flags.c_contiguous and src.flags.c_contiguous
+    shape = (n,) if flat else (dst.shape or (1,))
+    dbuf, doff, dst_st = _operand(dst, flat)
+    sbuf, soff, src_st = _operand(src, flat)
+    blocks, threads = launch.config(n)
+    kind = "copy_via_int64" if src.dtype.kind == "f" and dst.dtype.kind in "iu" else "copy"
+    _kernel(kind, len(shape))(blocks, threads, dbuf, doff, dst_st, sbuf, soff, src_st, shape, n)
+
+
+def _driver():
+    """numba's CUDA driver API object (error-checked ``cuMemcpy*`` & co. taking integer pointers)."""
+    from numba.cuda.cudadrv.driver import driver as drv
+    return drv
+
+
+def _contiguous_copy(dst: CudaArray, src: CudaArray) -> None:
+    if driver.simulated():
+        np.copyto(dst.dev._ary, src.dev._ary)
+        return
+    # on the legacy default stream, like every kernel launch: ordered with them, no DeviceNDArray built
+    _driver().cuMemcpyDtoD(dst.data_ptr, src.data_ptr, dst.nbytes)
+
+
+def cast(a: CudaArray, dtype) -> CudaArray:
+    """A new contiguous array holding ``a``'s values converted to ``dtype``."""
+    out = empty(a.shape, dtype)
+    copy_into(out, a)
+    return out
+
+
+def broadcast_to(a: CudaArray, shape) -> CudaArray:
+    shape = tuple(shape)
+    g = np.broadcast_to(a._ghost(), shape)
+    return a._from_ghost(g, writeable=False)
+
+
+def from_host(arr: np.ndarray) -> CudaArray:
+    """A new contiguous device array with the values of host array ``arr`` (any layout, 0-d too)."""
+    arr = np.asarray(arr)
+    if not arr.flags.c_contiguous:
+        arr = arr.copy()  # not np.ascontiguousarray: it turns 0-d arrays into 1-d ones
+    out = empty(arr.shape, arr.dtype)
+    if arr.size:
+        if driver.simulated():
+            np.copyto(out.dev._ary, arr)
+        else:
+            _driver().cuMemcpyHtoD(out.data_ptr, arr.ctypes.data, arr.nbytes)
+    return out
+
+
+def to_host(a: CudaArray) -> np.ndarray:
+    """A fresh host copy (C-contiguous) of any device array."""
+    if a.size == 0:
+        return np.empty(a.shape, a.dtype)
+    if not a.flags.c_contiguous:
+        a = a.copy()
+    if driver.simulated():
+        return np.array(a.dev._ary, copy=True)
+    out = np.empty(a.shape, a.dtype)
+    _driver().cuMemcpyDtoH(out.ctypes.data, a.data_ptr, a.nbytes)  # waits for the kernels before it
+    return out
+
+
+def host_scalar(value, dtype) -> np.generic:
+    """``value`` converted to ``dtype`` the way torch's fill does (integers wrap, floats truncate)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu" and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        bits = dtype.itemsize * 8
+        value = int(value) & ((1 << bits) - 1)
+        if dtype.kind == "i" and value >= 1 << (bits - 1):
+            value -= 1 << bits
+    elif dtype.kind in "iu" and isinstance(value, (float, np.floating)):
+        value = int(value)  # toward zero, like a C cast
+        return host_scalar(value, dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.array(value).astype(dtype)[()]
+
+
+def fill(a: CudaArray, value) -> None:
+    """Set every element of ``a`` (any layout) to the scalar ``value``."""
+    if a.size == 0:
+        return
+    v = host_scalar(value, a.dtype)
+    if a.flags.c_contiguous:
+        if driver.simulated():
+            a.dev._ary[...] = v
+            return
+        if not v.any():  # all-zero bytes (zeros, False, 0.0): a memset, no kernel
+            _driver().cuMemsetD8(a.data_ptr, 0, a.nbytes)
+            return
+    n = a.size
+    flat = a.flags.c_contiguous
+    shape = (n,) if flat else (a.shape or (1,))
+    buf, off, st = _operand(a, flat)
+    blocks, threads = launch.config(n)
+    _kernel("fill", len(shape))(blocks, threads, buf, off, st, v.item(), shape, n)

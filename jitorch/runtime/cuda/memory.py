@@ -1,0 +1,182 @@
+"""The caching allocator for device memory.
+
+Freed blocks go back to a free list keyed by their rounded size instead of to
+the driver, so a training step that allocates the same shapes every iteration
+stops calling ``cuMemAlloc`` after the first one.  Every CUDA tensor's memory is
+a :class:`Storage`; views share it, and the block returns to the pool when the
+last ``Storage`` reference dies (CPython frees it at once by reference counting).
+
+Under the simulator a block is a NumPy byte array; on a GPU it is a numba
+``MemoryPointer`` (freed by numba when ``empty_cache`` drops it).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import driver
+
+_SMALL = 1 << 20  # blocks up to 1 MiB are rounded to 512 bytes, larger ones to 2 MiB
+_SMALL_ROUND = 512
+_LARGE_ROUND = 2 << 20
+
+
+class OutOfMemoryError(RuntimeError):
+    """``jitorch.cuda.OutOfMemoryError``: a device allocation failed."""
+
+
+def round_size(nbytes: int) -> int:
+    if nbytes <= 0:
+        return 0
+    step = _SMALL_ROUND if nbytes <= _SMALL else _LARGE_ROUND
+    return (nbytes + step - 1) // step * step
+
+
+class _Pool:
+    def __init__(self):
+        self.free: dict[int, list] = {}  # rounded size -> raw blocks ready for reuse
+        self.allocated = 0  # bytes in live Storage blocks (rounded)
+        self.reserved = 0  # bytes obtained from the driver and not yet released
+        self.peak_allocated = 0
+        self.peak_reserved = 0
+        self.num_alloc_retries = 0
+        self.num_ooms = 0
+        self.limit = None  # bytes: set_per_process_memory_fraction
+
+    def _raw(self, size: int):
+        if self.limit is not None and self.reserved + size > self.limit:
+            raise _Exhausted()
+        if driver.simulated():
+            return np.empty(size, dtype=np.uint8)
+        cuda = driver.cuda_module()
+        try:
+            return cuda.current_context().memalloc(size)
+        except Exception as e:  # noqa: BLE001 - numba raises CudaAPIError / driver errors
+            if "OUT_OF_MEMORY" in str(e) or "out of memory" in str(e).lower():
+                raise _Exhausted() from e
+            raise
+
+    def take(self, nbytes: int):
+        size = round_size(nbytes)
+        bucket = self.free.get(size)
+        if bucket:
+            raw = bucket.pop()
+        else:
+            try:
+                raw = self._raw(size)
+            except _Exhausted:
+                self.num_alloc_retries += 1
+                self.release_cached()
+                try:
+                    raw = self._raw(size)
+                except _Exhausted:
+                    self.num_ooms += 1
+                    raise OutOfMemoryError(self._oom_message(nbytes)) from None
+            self.reserved += size
+            self.peak_reserved = max(self.peak_reserved, self.reserved)
+        self.allocated += size
+        if self.allocated > self.peak_allocated:
+            self.peak_allocated = self.allocated
+        return raw, size
+
+    def give_back(self, raw, size: int) -> None:
+        self.allocated -= size
+        self.free.setdefault(size, []).append(raw)
+
+    def release_cached(self) -> None:
+        for size, blocks in self.free.items():
+            self.reserved -= size * len(blocks)
+        self.free.clear()
+
+    def _oom_message(self, nbytes: int) -> str:
+        mib = 1 << 20
+        total = ""
+        if self.limit is not None:
+            total = f" of the {self.limit / mib:.2f} MiB this process may use"
+        return (f"CUDA out of memory. Tried to allocate {nbytes / mib:.2f} MiB. jitorch holds "
+                f"{self.allocated / mib:.2f} MiB in tensors and {(self.reserved - self.allocated) / mib:.2f} MiB "
+                f"cached (reserved {self.reserved / mib:.2f} MiB{total}). Free tensors you no longer need, or call "
+                "jitorch.cuda.empty_cache().")
+
+
+class _Exhausted(Exception):
+    pass
+
+
+POOL = _Pool()
+
+
+class Storage:
+    """One allocation; every CudaArray over it keeps it alive."""
+
+    __slots__ = ("raw", "size", "nbytes", "_ptr", "__weakref__")
+
+    def __init__(self, nbytes: int):
+        self.nbytes = nbytes
+        self.size = 0  # set before allocating: __del__ runs even when the allocation raises
+        self._ptr = None
+        if nbytes == 0:
+            self.raw, self.size = (np.empty(0, np.uint8) if driver.simulated() else None), 0
+        else:
+            self.raw, self.size = POOL.take(nbytes)
+
+    def __del__(self):
+        if self.size:
+            try:
+                POOL.give_back(self.raw, self.size)
+            except Exception:  # noqa: BLE001 - interpreter shutdown
+                pass
+
+    def pointer(self) -> int:
+        """The block's address (device address on a GPU; host address of the NumPy block under the simulator)."""
+        p = self._ptr
+        if p is None:
+            if self.raw is None:
+                p = 0
+            elif driver.simulated():
+                p = self.raw.ctypes.data
+            else:
+                p = int(self.raw.device_pointer_value or 0)
+            self._ptr = p
+        return p
+
+
+# -- statistics (jitorch.cuda.memory_allocated & co.) ---------------------------------------------
+
+def memory_allocated() -> int:
+    return POOL.allocated
+
+
+def max_memory_allocated() -> int:
+    return POOL.peak_allocated
+
+
+def memory_reserved() -> int:
+    return POOL.reserved
+
+
+def max_memory_reserved() -> int:
+    return POOL.peak_reserved
+
+
+def reset_peak_memory_stats() -> None:
+    POOL.peak_allocated = POOL.allocated
+    POOL.peak_reserved = POOL.reserved
+
+
+def empty_cache() -> None:
+    POOL.release_cached()
+
+
+def set_limit(nbytes: int | None) -> None:
+    POOL.limit = nbytes
+
+
+def memory_stats() -> dict:
+    return {
+        "allocated_bytes.all.current": POOL.allocated,
+        "allocated_bytes.all.peak": POOL.peak_allocated,
+        "reserved_bytes.all.current": POOL.reserved,
+        "reserved_bytes.all.peak": POOL.peak_reserved,
+        "num_alloc_retries": POOL.num_alloc_retries,
+        "num_ooms": POOL.num_ooms,
+    }

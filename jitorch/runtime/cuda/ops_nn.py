@@ -1,0 +1,155 @@
+"""CUDA kernels of the ``nn.functional`` primitives of ``jitorch/nn/_ops.py``: embedding (+ backward),
+the gather/scatter of ``nll_loss`` (what ``cross_entropy`` runs on), and padding.
+
+Embedding rows and padding maps are advanced-indexing gathers (``ops_index``);
+their adjoints accumulate with atomics (float16 in float32).  ``nll_gather``
+and ``nll_scatter`` give one thread per (sample, position): each writes one
+element, so the scatter needs no atomics.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import cuda
+
+from ...nn import _ops as _nn_ops  # noqa: F401 - the ops must exist before their impls
+from ...ops.registry import impl
+from .array import empty
+from .copy import copy_into
+from .ops_index import _AdvView, _index_cuda
+from .typed_kernels import (
+    Kernel,
+    contiguous,
+    device,
+    finish,
+    flat,
+    grid,
+    work_dtype,
+    zeros,
+)
+
+I64 = np.dtype(np.int64)
+
+
+# -- embedding --------------------------------------------------------------------------------------------------
+@impl("embedding", "cuda")
+def _embedding_cuda(weight, indices, padding_idx):
+    return _index_cuda(weight, (0,), (device(indices, I64),))
+
+
+def _embedding_backward(g, idx, dim, padding_idx, out, total):
+    t = cuda.grid(1)
+    step = cuda.gridsize(1)
+    while t < total:
+        r = idx[t // dim]
+        if r != padding_idx:
+            cuda.atomic.add(out, r * dim + t % dim, g[t])
+        t += step
+
+
+_K_EMBEDDING_BWD = Kernel(_embedding_backward)
+
+
+@impl("embedding_backward", "cuda")
+def _embedding_backward_cuda(grad, indices, num_weights, padding_idx):
+    dim = grad.shape[-1]
+    work = work_dtype(grad.dtype)
+    out = zeros((num_weights, dim), work)
+    g = contiguous(grad, work)
+    if g.size:
+        b, t = grid(g.size)
+        _K_EMBEDDING_BWD(b, t, flat(g), flat(device(indices, I64)), dim, -1 if padding_idx is None else padding_idx,
+                         flat(out), g.size)
+    return finish(out, grad.dtype)
+
+
+# -- negative log likelihood ------------------------------------------------------------------------------------
+def _nll_gather(x, target, weight, has_weight, C, K, ignore_index, out, total):
+    t = cuda.grid(1)
+    step = cuda.gridsize(1)
+    while t < total:
+        k = t % K
+        n = t // K
+        c = target[t]
+        if c == ignore_index:
+            out[t] = 0
+        else:
+            v = x[(n * C + c) * K + k]
+            out[t] = -(weight[c] * v) if has_weight else -v
+        t += step
+
+
+def _nll_scatter(g, target, weight, has_weight, C, K, ignore_index, out, total):
+    t = cuda.grid(1)
+    step = cuda.gridsize(1)
+    while t < total:
+        c = target[t]
+        if c != ignore_index:
+            v = g[t]
+            out[((t // K) * C + c) * K + t % K] = -(weight[c] * v) if has_weight else -v
+        t += step
+
+
+_K_NLL_GATHER = Kernel(_nll_gather)
+_K_NLL_SCATTER = Kernel(_nll_scatter)
+
+
+def _weight(weight, dtype):
+    if weight is None:
+        return empty((1,), dtype), False
+    return contiguous(weight, dtype), True
+
+
+@impl("nll_gather", "cuda")
+def _nll_gather_cuda(x, target, weight, ignore_index):
+    n, c, k = x.shape
+    out = empty((n, k), x.dtype)
+    if out.size:
+        w, has_w = _weight(weight, x.dtype)
+        b, t = grid(out.size)
+        _K_NLL_GATHER(b, t, flat(contiguous(x)), flat(device(target, I64)), flat(w), has_w, c, k, int(ignore_index),
+                      flat(out), out.size)
+    return out
+
+
+@impl("nll_scatter", "cuda")
+def _nll_scatter_cuda(g, target, weight, shape, ignore_index):
+    _, c, k = shape
+    out = zeros(tuple(shape), g.dtype)
+    if g.size:
+        w, has_w = _weight(weight, g.dtype)
+        b, t = grid(g.size)
+        _K_NLL_SCATTER(b, t, flat(contiguous(g)), flat(device(target, I64)), flat(w), has_w, c, k, int(ignore_index),
+                       flat(out), g.size)
+    return out
+
+
+# -- padding ------------------------------------------------------------------------------------------------------
+@impl("pad_constant", "cuda")
+def _pad_constant_cuda(x, widths, value, region):
+    shape = tuple(n + b + a for n, (b, a) in zip(x.shape, widths))
+    out = empty(shape, x.dtype)
+    if out.size:
+        out.fill(value)
+        if x.size:
+            copy_into(out[tuple(region)], x)
+    return out
+
+
+@impl("pad_gather", "cuda")
+def _pad_gather_cuda(x, maps):
+    for d, idx in maps:
+        x = _index_cuda(x, (d,), (idx,))
+    return contiguous(x)
+
+
+@impl("pad_scatter", "cuda")
+def _pad_scatter_cuda(g, maps, shape):
+    work = work_dtype(g.dtype)
+    cur = contiguous(g, work)
+    sizes = list(g.shape)
+    for d, idx in reversed(maps):
+        sizes[d] = shape[d]
+        out = zeros(tuple(sizes), work)
+        _AdvView(out, (d,), (idx,)).scatter(cur, True)
+        cur = out
+    return finish(cur, g.dtype)
