@@ -161,15 +161,47 @@ def _maxpool_plane(x, p, kh, kw, sh, sw, ph, pw, dh, dw, val, idx):
 
 
 @njit(**_JIT)
+def _maxpool_plane_inside(x, p, kh, kw, sh, sw, val, idx):
+    # no padding, no dilation, every window inside the image (the usual 2x2/stride-2 pooling):
+    # no clipping arithmetic per window, just the window loops
+    W = x.shape[2]
+    oh = val.shape[1]
+    ow = val.shape[2]
+    for i in range(oh):
+        h0 = i * sh
+        for j in range(ow):
+            w0 = j * sw
+            best = -np.inf
+            best_i = h0 * W + w0
+            for hi in range(h0, h0 + kh):
+                for wi in range(w0, w0 + kw):
+                    v = x[p, hi, wi]
+                    if v > best or math.isnan(v):  # torch's rule, as in _maxpool_plane
+                        best = v
+                        best_i = hi * W + wi
+            val[p, i, j] = best
+            idx[p, i, j] = best_i
+
+
+@njit(**_JIT)
+def _maxpool_any(x, p, kh, kw, sh, sw, ph, pw, dh, dw, val, idx):
+    if ph == 0 and pw == 0 and dh == 1 and dw == 1 and (val.shape[1] - 1) * sh + kh <= x.shape[1] and \
+            (val.shape[2] - 1) * sw + kw <= x.shape[2]:
+        _maxpool_plane_inside(x, p, kh, kw, sh, sw, val, idx)
+    else:
+        _maxpool_plane(x, p, kh, kw, sh, sw, ph, pw, dh, dw, val, idx)
+
+
+@njit(**_JIT)
 def maxpool_ser(x, kh, kw, sh, sw, ph, pw, dh, dw, val, idx):
     for p in range(x.shape[0]):
-        _maxpool_plane(x, p, kh, kw, sh, sw, ph, pw, dh, dw, val, idx)
+        _maxpool_any(x, p, kh, kw, sh, sw, ph, pw, dh, dw, val, idx)
 
 
 @njit(**_PJIT)
 def maxpool_par(x, kh, kw, sh, sw, ph, pw, dh, dw, val, idx):
     for p in prange(x.shape[0]):
-        _maxpool_plane(x, p, kh, kw, sh, sw, ph, pw, dh, dw, val, idx)
+        _maxpool_any(x, p, kh, kw, sh, sw, ph, pw, dh, dw, val, idx)
 
 
 # -- average pooling -------------------------------------------------------------------------------
