@@ -7,6 +7,7 @@ import importlib as _importlib
 from . import (
     functional,
     init,
+    parallel,
     parameter,
     utils,
 )

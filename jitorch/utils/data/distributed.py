@@ -24,6 +24,10 @@ class DistributedSampler(Sampler):
     repeating its head (or truncated with ``drop_last``) to a multiple of
     ``num_replicas``, and rank ``r`` takes every ``num_replicas``-th index
     starting at ``r``. Call :meth:`set_epoch` before each epoch to reshuffle.
+
+    Without shuffling the indices are exactly torch's. The shuffled order is
+    the same on every rank and run, but it is not the permutation torch draws:
+    ``jitorch.randperm`` with a seeded ``jitorch.Generator`` is not torch's stream.
     """
 
     def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0,
