@@ -433,3 +433,12 @@ def test_ddp_digits_example_trains(tmp_path):
     assert acc > 30.0  # well above chance (10%) after one short epoch
     state = jitorch.load(tmp_path / "digits.pt")
     assert "fc2.weight" in state
+
+
+def test_fsdp_over_a_compiled_module_matches_ddp(tmp_path):
+    check_ok(launch("fsdp_compiled.py", tmp_path))
+    res = dict(np.load(tmp_path / "fsdp_compiled.npz"))
+    names = [k[4:] for k in res if k.startswith("ddp/")]
+    assert names
+    for name in names:
+        np.testing.assert_allclose(res[f"fsdp/{name}"], res[f"ddp/{name}"], rtol=1e-5, atol=1e-7, err_msg=name)
