@@ -125,6 +125,7 @@ class CompiledFunction:
         self.module = module
         self.fullgraph = fullgraph
         self.backend = backend
+        self.mode = mode  # "reduce-overhead": CUDA graphs replay the launches of CUDA graphs
         self.check = check
         self.entries: dict = {}
         self.recompiles: list[str] = []
@@ -188,7 +189,7 @@ class CompiledFunction:
         return tuple((n, v) for n in names if _simple(v := glb.get(n, _MISSING)))
 
     def _key(self, leaves, spec_key, mod_state):
-        tensor_part = tuple((t._data.shape, t._dtype, t._requires_grad) for t in leaves)
+        tensor_part = tuple((t._data.shape, t._dtype, t._requires_grad, t._device) for t in leaves)
         return (tensor_part, spec_key, grad_mode._state.grad_enabled, mod_state, self._globals_state())
 
     # -- calling -------------------------------------------------------------------------------------
@@ -229,7 +230,7 @@ class CompiledFunction:
     # -- dynamic sizes -------------------------------------------------------------------------------
     @staticmethod
     def _family_key(key):
-        tensor_part = tuple((len(shape), dt, rg) for shape, dt, rg in key[0])
+        tensor_part = tuple((len(shape), dt, rg, dev) for shape, dt, rg, dev in key[0])
         return (tensor_part,) + tuple(key[1:])
 
     def _instantiate(self, key):
@@ -237,7 +238,7 @@ class CompiledFunction:
         fam = self.families.get(self._family_key(key))
         if fam is None or not fam.template:
             return None
-        shapes = [shape for shape, _, _ in key[0]]
+        shapes = [t[0] for t in key[0]]
         size = None
         for k, shape in enumerate(shapes):
             for d, n in enumerate(shape):
@@ -272,7 +273,7 @@ class CompiledFunction:
             self._fit(fam)
 
     def _fit(self, fam) -> None:
-        shapes = [[shape for shape, _, _ in k[0]] for k, _ in fam.samples]
+        shapes = [[t[0] for t in k[0]] for k, _ in fam.samples]
         positions = [(i, d) for i, shape in enumerate(shapes[0]) for d in range(len(shape))
                      if len({s[i][d] for s in shapes}) > 1]
         sizes = []
@@ -312,8 +313,8 @@ class CompiledFunction:
         for grow in (1, 2):
             with no_grad():
                 rows = arange(size + grow) % size
-                new = [t.detach()[rows].requires_grad_(t.requires_grad) if t.dim() and t.shape[0] == size else t
-                       for t in leaves]
+                new = [t.detach()[rows.to(t.device)].requires_grad_(t.requires_grad)
+                       if t.dim() and t.shape[0] == size else t for t in leaves]
             nargs, nkwargs = _rebuild(spec, iter(new))
             mod_tensors2, mod_state = self._module_state()
             inputs = new + list(mod_tensors2)
@@ -406,12 +407,13 @@ class CompiledFunction:
         graph = run_pipeline(graph)
         entry.graph_str = str(graph)
         fuse = self.backend != "eager"
-        entry.forward = Executor(graph, fuse=fuse)
+        graphs = self.mode == "reduce-overhead"
+        entry.forward = Executor(graph, fuse=fuse, cuda_graphs=graphs)
         _log_fusion(entry.forward)
         if bwd_graph is not None:
             bwd_graph = run_pipeline(bwd_graph)
             entry.backward_graph_str = str(bwd_graph)
-            entry.backward = Executor(bwd_graph, fuse=fuse)
+            entry.backward = Executor(bwd_graph, fuse=fuse, cuda_graphs=graphs)
             _log_fusion(entry.backward)
 
     def _resumable(self, graph, inputs):
@@ -420,6 +422,8 @@ class CompiledFunction:
             return None  # segments have no compiled backward yet
         if graph.mutations or any(n.meta.get("random") for n in graph.nodes):
             return None
+        if any(t.device.type != "cpu" for t in inputs):
+            return None  # segments replay over host arrays only: CUDA functions with breaks run eagerly
         return segments.Program(graph, fuse=self.backend != "eager",
                                 name=getattr(self.fn, "__qualname__", str(self.fn)))
 
@@ -447,10 +451,12 @@ class CompiledFunction:
         else:
             res = entry.forward(arrays)
             n = entry.n_user_outputs
-            outs = [wrap(a, dt) for a, dt in zip(res, entry.out_dtypes)]
+            devs = entry.forward.out_devices
+            outs = [wrap(a, dt, dev) for a, dt, dev in zip(res, entry.out_dtypes, devs)]
             effect_arrays = res[n:n + entry.n_effect_outputs]
         if entry.effects:
-            _replay_prints(entry.effects, effect_arrays)
+            n = entry.n_user_outputs
+            _replay_prints(entry.effects, effect_arrays, entry.forward.out_devices[n:])
         return _rebuild(entry.out_spec, iter(outs))
 
 
@@ -460,10 +466,10 @@ def _entry_extra(e: _Entry):
             e.out_requires_grad)
 
 
-def _replay_prints(effects, arrays) -> None:
-    it = iter(arrays)
+def _replay_prints(effects, arrays, devices) -> None:
+    it = iter(zip(arrays, devices))
     for spec, kwargs, n in effects:
-        tensors = [wrap(a, _dt(a)) for a in [next(it) for _ in range(n)]]
+        tensors = [wrap(a, _dt(a), dev) for a, dev in [next(it) for _ in range(n)]]
         print(*_rebuild(spec, iter(tensors)), **kwargs)
 
 
@@ -521,19 +527,18 @@ def _graph_function(entry: _Entry):
             n, m = entry.n_user_outputs, entry.n_effect_outputs
             ctx.saved_arrays = res[n + m:]
             effects.extend(res[n:n + m])
-            dev = ins[0].device
-            return tuple(wrap(a, _dt(a), dev) for a in res[:n])
+            return tuple(wrap(a, _dt(a), dev) for a, dev in zip(res[:n], entry.forward.out_devices))
 
         @staticmethod
         def backward(ctx, *grads):
             diff_grads = [g for g, req in zip(grads, entry.out_requires_grad) if req]
             res = entry.backward([g._data for g in diff_grads] + list(ctx.saved_arrays))
-            it = iter(res)
+            it = iter(zip(res, entry.backward.out_devices))
             out = [None] * (len(ctx.needs_input_grad) - 1)
             for k, present in zip(entry.diff_input_idx, entry.backward.graph.grad_present):
                 if present:
-                    a = next(it)
-                    out[k] = wrap(a, _dt(a))
+                    a, dev = next(it)
+                    out[k] = wrap(a, _dt(a), dev)
             return (None, *out)
 
     return CompiledGraphFunction
@@ -575,6 +580,8 @@ def _diff_keys(old, new):
                 reasons.append(f"input {k} dtype: {a[1]} -> {b[1]}")
             if a[2] != b[2]:
                 reasons.append(f"input {k} requires_grad: {a[2]} -> {b[2]}")
+            if a[3] is not b[3]:
+                reasons.append(f"input {k} device: {a[3]} -> {b[3]}")
     else:
         reasons.append(f"number of tensor inputs: {len(ot)} -> {len(nt)}")
     if og != ng:

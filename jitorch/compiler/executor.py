@@ -1,8 +1,10 @@
-"""Run a scheduled graph: fused kernels, extern primitives and views over NumPy arrays.
+"""Run a scheduled graph: fused kernels, extern primitives and views over device arrays.
 
 Everything that can be decided once (kernel entry points, array shapes,
 how each argument is laid out) is decided when the executor is built, so a
-call is a short loop over prepared steps.
+call is a short loop over prepared steps.  Each step runs on the device of the
+values it produces: NumPy arrays and Numba CPU kernels here, CudaArrays and
+numba.cuda kernels in ``executor_cuda.py``.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ class KernelInfo:
         self.cache_hit = cache_hit
         self.calls = 0
         self.total_s = 0.0
+        self.source_file = None  # where the generated source lives in the kernel cache (CUDA kernels)
 
 
 def _prep_input(arr, cls, mode, full_shape, R, K):
@@ -150,42 +153,79 @@ def _extern_runner(node):
 class Executor:
     """A compiled graph: call with input arrays, get output arrays."""
 
-    def __init__(self, graph: Graph, fuse: bool = True):
+    def __init__(self, graph: Graph, fuse: bool = True, cuda_graphs: bool = False):
         self.graph = graph
         # fuse=False interprets the graph node by node with the eager kernels (backend="eager", check=True)
         self.steps = schedule(graph) if fuse else [
             ViewStep(n) if n.name in VIEW_OPS else ExternStep(n) for n in graph.nodes]
         self.kernels: list[KernelInfo] = []
         self._run = []
+        self.on_cuda = False
         fused_index = 0
         for s in self.steps:
+            cuda = _on_cuda(s)
+            self.on_cuda |= cuda
             if isinstance(s, FusedGroup) and len(s.nodes) == 1:
                 # a lone op gains nothing from a generated kernel: run the eager one (already tuned,
                 # usually already compiled), so a compiled graph is never slower than eager there
-                self._run.append(_extern_runner(s.nodes[0]))
+                self._run.append(_cuda().extern_runner(s.nodes[0]) if cuda else _extern_runner(s.nodes[0]))
             elif isinstance(s, FusedGroup):
-                r = _FusedRunner(s, fused_index)
+                r = _cuda().CudaFusedRunner(s, fused_index) if cuda else _FusedRunner(s, fused_index)
                 fused_index += 1
                 self.kernels.append(r.info)
                 logs.code(r.info)
                 self._run.append(r)
             elif isinstance(s, ViewStep):
-                self._run.append(_view_runner(s.node))
+                self._run.append(_cuda().view_runner(s.node) if cuda else _view_runner(s.node))
             else:
-                self._run.append(_extern_runner(s.node))
+                self._run.append(_cuda().extern_runner(s.node) if cuda else _extern_runner(s.node))
         self.input_ids = [v.id for v in graph.inputs]
         self.const = [(c.id, c.const) for c in graph.constants]
         self.output_ids = [v.id for v in graph.outputs]
+        self.out_devices = [v.device for v in graph.outputs]
         self.mutations = [(a.id, b.id) for a, b in graph.mutations]
         self.n_kernels = sum(1 for s in self.steps if not isinstance(s, ViewStep))
         self._ran = False
+        # mode="reduce-overhead": replay the launches of a CUDA graph as one CUDA graph
+        self.recorder = None
+        if cuda_graphs and self.on_cuda:
+            from .cudagraphs import Recorder
+            self.recorder = Recorder(self)
 
     def __call__(self, arrays, env=None):
+        """Run the graph on input arrays; returns the output arrays.
+
+        With ``env`` (value id -> array, filled in as steps run) the steps always run
+        directly, never through a CUDA graph replay.
+        """
+        if self.recorder is not None and env is None:
+            return self.recorder(arrays)
         env = {} if env is None else env
         for vid, a in zip(self.input_ids, arrays):
             env[vid] = a
         for vid, t in self.const:
             env[vid] = t._data
+        if not self._ran:
+            self.run_steps(env)
+        else:
+            self._steps(env)
+        for src, dst in self.mutations:
+            a = env[src]
+            if a.__class__ is np.ndarray:
+                np.copyto(a, env[dst])
+            else:
+                _cuda().copy_into(a, env[dst])
+        return [env[i] for i in self.output_ids]
+
+    def bind(self, arrays, env) -> None:
+        """Put the inputs and constants into ``env`` (value id -> array)."""
+        for vid, a in zip(self.input_ids, arrays):
+            env[vid] = a
+        for vid, t in self.const:
+            env[vid] = t._data
+
+    def run_steps(self, env) -> None:
+        """The steps alone (a CUDA graph capture records exactly these launches)."""
         if not self._ran:
             # the first run compiles the kernels (lazily, per argument layout)
             self._ran = True
@@ -196,9 +236,6 @@ class Executor:
                 logs.progress.end()
         else:
             self._steps(env)
-        for src, dst in self.mutations:
-            np.copyto(env[src], env[dst])
-        return [env[i] for i in self.output_ids]
 
     def _steps(self, env) -> None:
         if logs.enabled("perf"):
@@ -206,6 +243,20 @@ class Executor:
         else:
             for step in self._run:
                 step(env)
+
+
+def _cuda():
+    from . import executor_cuda
+    return executor_cuda
+
+
+def _on_cuda(step) -> bool:
+    """Does ``step`` produce CUDA values?  (Each step runs on the device of its outputs.)"""
+    nodes = step.nodes if isinstance(step, FusedGroup) else [step.node]
+    for n in nodes:
+        for o in n.outputs:
+            return getattr(o.device, "type", "cpu") == "cuda"
+    return False
 
 
 def _step_bytes(step, env) -> int:
@@ -229,6 +280,8 @@ def _run_timed(self, env) -> None:
     for step, run in zip(self.steps, self._run):
         t0 = time.perf_counter()
         run(env)
+        if self.on_cuda:
+            _cuda().synchronize()  # launches are asynchronous: time the kernel, not its launch
         dt = time.perf_counter() - t0
         if isinstance(step, ViewStep):
             continue
@@ -249,10 +302,11 @@ def first_divergence(graph: Graph, arrays, rtol=1e-4, atol=1e-5):
     probe.outputs = list(graph.outputs) + [o for n in graph.nodes for o in n.outputs]
     Executor(probe)([a.copy() for a in arrays], fused_env)
     Executor(graph, fuse=False)([a.copy() for a in arrays], ref_env)
+    host = _cuda().to_host if any(not isinstance(a, np.ndarray) for a in arrays) else np.asarray
     for node in graph.nodes:
         for o in node.outputs:
             if o.id in fused_env and o.id in ref_env:
-                a, b = np.asarray(fused_env[o.id]), np.asarray(ref_env[o.id])
+                a, b = host(fused_env[o.id]), host(ref_env[o.id])
                 if a.shape != b.shape or not np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True):
                     err = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.shape == b.shape \
                         else float("nan")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-_ALL = ("graph", "fusion", "code", "guards", "recompiles", "perf", "breaks", "cuda_fallback")
+_ALL = ("graph", "fusion", "code", "guards", "recompiles", "perf", "breaks", "cuda_fallback", "cuda_launch")
 _enabled: set[str] = set()
 
 

@@ -13,31 +13,18 @@ compute the same expressions.  Layout of a kernel with reductions::
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ...ops.reductions import _SPECS
 from ...runtime.codegen_cpu import HEADER, JIT_FLAGS, cast, np_name
 from ..ir import Value
 from ..schedule import FusedGroup
+from .common import closure as _closure
+from .common import full_shape as _full_shape
+from .common import is_col as _is_col
+from .common import literal, local_numbering, node_expr
 
 _ACC = {"sum": "sum", "prod": "prod", "amax": "amax", "amin": "amin"}
-
-
-def literal(value, np_dtype) -> str:
-    """A Python scalar as typed source text (constants live in the source, never in globals)."""
-    t = np_name(np_dtype)
-    if isinstance(value, (bool, np.bool_)):
-        return "True" if value else "False"
-    if isinstance(value, float) or np.dtype(np_dtype).kind == "f":
-        v = float(value)
-        if math.isnan(v):
-            return f"{t}(np.nan)"
-        if math.isinf(v):
-            return f"{t}({'-' if v < 0 else ''}np.inf)"
-        return f"{t}({v!r})"
-    return f"{t}({int(value)})"
 
 
 class _Emitter:
@@ -57,39 +44,7 @@ class _Emitter:
         return f"{arg}{self.full_index()}"
 
     def node_expr(self, node, name_of) -> str:
-        compute = node.meta.get("compute") or node.outputs[0].dtype
-        cnp = compute.numpy_dtype
-        operands = []
-        for i in node.inputs:
-            if isinstance(i, Value):
-                operands.append(cast(name_of(i), i.dtype.numpy_dtype, cnp))
-            else:
-                operands.append(literal(i, cnp))
-        expr = node.op.template(compute).format(*operands, T=np_name(cnp))
-        res_dt = np.dtype(bool) if node.op.dtype_rule == "bool" else cnp
-        return cast(f"({expr})", res_dt, node.outputs[0].dtype.numpy_dtype)
-
-
-def _closure(group: FusedGroup, targets, full_ids, stop=frozenset()):
-    """Full-level nodes needed (in order) to compute ``targets`` inside a column loop.
-
-    Values in ``stop`` (already stored in a row scratch buffer) are included but
-    their producers' inputs are not followed.
-    """
-    need = set()
-    stack = list(targets)
-    producers = {o.id: n for n in group.nodes for o in n.outputs}
-    while stack:
-        v = stack.pop()
-        if v.id in need or v.id not in full_ids:
-            continue
-        need.add(v.id)
-        if v.id in stop:
-            continue
-        for i in producers[v.id].inputs:
-            if isinstance(i, Value) and i.id in producers:
-                stack.append(i)
-    return [n for n in group.nodes if n.outputs[0].id in need]
+        return node_expr(node, name_of)
 
 
 _EXPENSIVE = ("exp32(", "tanh32(", "sigmoid32(", "math.")
@@ -106,7 +61,7 @@ def render_group(group: FusedGroup, kernel_name: str, parallel: bool):
     The plan lists, in argument order, ('in', value, shape class) and
     ('out', value, shape class); the executor prepares arrays accordingly.
     """
-    full_shape = group.rows + group.cols if group.cols else getattr(group, "_flat_shape", group.rows)
+    full_shape = _full_shape(group)
     flat = not group.cols and all(v.shape == full_shape for v in group.inputs if isinstance(v, Value))
     mode = "flat" if flat else ("rows" if group.cols else "grid")
     plan = []
@@ -127,9 +82,7 @@ def render_group(group: FusedGroup, kernel_name: str, parallel: bool):
         out_args.append((f"out{k}", v, cls))
         plan.append(("out", v, cls))
     em = _Emitter(group, arg_of, mode)
-    # locals are numbered by position in the group, not by graph value id, so that
-    # identical groups render identical source (and share one compiled kernel)
-    L = {o.id: k for k, o in enumerate(o for n in group.nodes for o in n.outputs)}
+    L = local_numbering(group)
     internal = {o.id for n in group.nodes for o in n.outputs}
     full_ids = {o.id for n in group.nodes for o in n.outputs
                 if n.name not in _ACC and (mode != "rows" or group.shape_class(o) == "full")}
@@ -248,13 +201,3 @@ def _init_literal(kind, init, acc_np) -> str:
         v = (info.min if kind == "amax" else info.max) if info else (0 if kind == "amax" else 1)
         return literal(int(v), acc_np)
     return f"{np_name(acc_np)}({init})"
-
-
-def _is_col(shape, full_shape, n_cols) -> bool:
-    """True if a value of ``shape`` varies only along the last ``n_cols`` dims of ``full_shape``."""
-    if not n_cols or len(shape) > len(full_shape):
-        return False
-    padded = (1,) * (len(full_shape) - len(shape)) + tuple(shape)
-    lead = padded[:len(full_shape) - n_cols]
-    return all(d == 1 for d in lead) and padded[len(full_shape) - n_cols:] == tuple(full_shape[-n_cols:]) \
-        and any(d != 1 for d in full_shape[:len(full_shape) - n_cols])
