@@ -20,7 +20,7 @@ def _make_grads(outputs, grad_outputs, create_graph):
                 raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got {out.dtype}")
             g = jitorch.ones_like(out)
         elif not isinstance(g, jitorch.Tensor):
-            g = jitorch.tensor(g, dtype=out.dtype)
+            g = jitorch.tensor(g, dtype=out.dtype, device=out.device)
         elif tuple(g.shape) != tuple(out.shape):
             raise RuntimeError(
                 f"Mismatch in shape: grad_output[0] has a shape of {tuple(g.shape)} and output[0] "

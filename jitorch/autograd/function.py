@@ -53,8 +53,8 @@ class BackwardCFunction(Node, FunctionCtx):
     def apply(self, grads):
         import jitorch
         if self._materialize:
-            grads = [g if g is not None else jitorch.zeros(shape, dtype=dt)
-                     for g, (shape, dt) in zip(grads, self._out_meta)]
+            grads = [g if g is not None else jitorch.zeros(shape, dtype=dt, device=dev)
+                     for g, (shape, dt, dev) in zip(grads, self._out_meta)]
         res = self._cls.backward(self, *grads)
         if not isinstance(res, tuple):
             res = (res,)
@@ -110,7 +110,8 @@ class Function(metaclass=FunctionMeta):
             return outputs
         ctx.next_functions = tuple(edge_of(t) if t is not None else None for t in tensor_args)
         ctx.n_outputs = len(outs)
-        ctx._out_meta = tuple((tuple(o.shape), o.dtype) if isinstance(o, Tensor) else ((), None) for o in outs)
+        ctx._out_meta = tuple((tuple(o.shape), o.dtype, o.device) if isinstance(o, Tensor) else ((), None, None)
+                              for o in outs)
         new_outs = []
         for k, o in enumerate(outs):
             if isinstance(o, Tensor):

@@ -22,11 +22,12 @@ def _numerical_jacobian(fn, inputs, idx, eps):
 
     def evaluate():
         # grad mode stays on: ``fn`` may itself differentiate (gradgradcheck's first_grad does)
-        return [o.detach().double()._data.reshape(-1).copy() for o in _as_tuple(fn(*inputs))
+        return [o.detach().double()._host().reshape(-1).copy() for o in _as_tuple(fn(*inputs))
                 if isinstance(o, jitorch.Tensor)]
 
+    host = x._host().reshape(-1)  # the unperturbed values (a copy for a device input)
     for k in range(flat.size):
-        orig = flat[k]
+        orig = host[k]
         flat[k] = orig + eps
         plus = evaluate()
         flat[k] = orig - eps
@@ -53,7 +54,7 @@ def _analytical_jacobian(fn, inputs, diff_idx, create_graph=False):
                                           allow_unused=True)
             for i, gr in zip(diff_idx, grads):
                 if gr is not None:
-                    rows[i][:, col] = gr.detach().double()._data.reshape(-1)
+                    rows[i][:, col] = gr.detach().double()._host().reshape(-1)
             col += 1
     return rows
 

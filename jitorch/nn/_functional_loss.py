@@ -124,6 +124,16 @@ def _nll_shapes(input: Tensor, target: Tensor):
 
 def _check_targets(t: Tensor, c: int, ignore_index: int) -> None:
     arr = t._data
+    if t._device.type != "cpu":
+        if not arr.size:
+            return
+        # on the device: the bounds of the non-ignored targets, read back together (one sync)
+        from ..ops.indexing_base import device_bounds
+        valid = t.masked_fill(t == ignore_index, 0).to(D.int64)
+        lo, hi = device_bounds(valid._data)
+        if lo >= 0 and hi < c:
+            return
+        arr = t._host()
     valid = arr[arr != ignore_index]
     if valid.size and (valid.min() < 0 or valid.max() >= c):
         bad = valid[(valid < 0) | (valid >= c)][0]
@@ -151,12 +161,21 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     total = loss.sum()
     if reduction == "sum":
         return total
-    return total / _target_weight_sum(t, w, ignore_index)
+    return total / _target_weight_sum(t, w, ignore_index, total.dtype)
 
 
-def _target_weight_sum(t: Tensor, w: Tensor | None, ignore_index: int) -> float:
-    """Sum of ``weight[t]`` over the targets that are not ignored (a constant; 0/0 gives NaN like torch)."""
+def _target_weight_sum(t: Tensor, w: Tensor | None, ignore_index: int, dtype=None):
+    """Sum of ``weight[t]`` over the targets that are not ignored (a constant; 0/0 gives NaN like torch).
+    A float for CPU targets; a 0-d tensor for device targets, summed there (no read back)."""
     import numpy as np
+    if t._device.type != "cpu":
+        with J.no_grad():
+            keep = t != ignore_index
+            if w is None:
+                return keep.sum()
+            picked = w.double()[t.masked_fill(~keep, 0).reshape(-1)].reshape(t.shape)
+            total = (picked * keep.double()).sum()
+            return total.to(dtype) if dtype is not None else total
     arr = t._data
     keep = arr != ignore_index
     if w is None:
@@ -191,7 +210,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     if reduction == "mean":
         if weight is not None:
             _, t, _ = _nll_shapes(logp, target)
-            denom = _target_weight_sum(t, weight.detach(), ignore_index)
+            denom = _target_weight_sum(t, weight.detach(), ignore_index, smooth.dtype)
         else:
             denom = keep.sum().to(smooth.dtype)
         smooth = smooth.sum() / denom
@@ -225,17 +244,25 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input size "
                          f"({input.shape}) is deprecated. Please ensure they have the same size.")
-    x = input._data
-    if x.size and not ((x >= 0) & (x <= 1)).all():
+    x_ok, t_ok = _in_unit_interval(input, target)
+    if not x_ok:
         raise RuntimeError("all elements of input should be between 0 and 1")
-    t = target._data
-    if t.size and not ((t >= 0) & (t <= 1)).all():
+    if not t_ok:
         raise RuntimeError("all elements of target should be between 0 and 1")
     from .._dispatch import elementwise
     loss = elementwise(_ops.BINARY_CROSS_ENTROPY, input, target)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
+
+
+def _in_unit_interval(*tensors: Tensor) -> list[bool]:
+    """Whether all elements of each tensor lie in [0, 1] (device tensors: one read for all)."""
+    if all(t._device.type == "cpu" for t in tensors):
+        return [bool(not t._data.size or ((t._data >= 0) & (t._data <= 1)).all()) for t in tensors]
+    with J.no_grad():
+        flags = J.stack([((t >= 0) & (t <= 1)).all().to(tensors[0].device) for t in tensors])
+    return [bool(v) for v in flags.tolist()]
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
@@ -300,13 +327,13 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False, ep
     """``0.5 (log var + (input - target)**2 / var)`` (+ ``0.5 log 2 pi`` when ``full``)."""
     reduction = _reduction(reduction)
     if not isinstance(var, Tensor):
-        var = J.full(tuple(input.shape), float(var), dtype=input.dtype)
+        var = J.full(tuple(input.shape), float(var), dtype=input.dtype, device=input.device)
     if tuple(var.shape) != tuple(input.shape):
         if tuple(input.shape[:-1]) == tuple(var.shape):
             var = var.unsqueeze(-1)
         elif not (tuple(input.shape[:-1]) == tuple(var.shape[:-1]) and var.shape[-1] == 1):
             raise ValueError("var is of incorrect size")
-    if bool((var._data < 0).any()):
+    if bool((var.detach() < 0).any()):
         raise ValueError("var has negative entry/entries")
     var = J.clamp(var, min=eps)
     d = input - target
@@ -411,6 +438,13 @@ def _class_mask(target: Tensor, c: int, dtype) -> Tensor:
     """One-hot (N, C) mask of the target classes, as constants of ``dtype``."""
     import numpy as np
     t = target._data.reshape(-1)
+    if target._device.type != "cpu":
+        from ..ops.indexing_base import device_bounds
+        if t.size:
+            lo, hi = device_bounds(t)
+            if lo < 0 or hi >= c:
+                raise RuntimeError("target out of range")
+        return (target.reshape(-1, 1) == J.arange(c, device=target.device)).to(dtype)
     if t.size and (t.min() < 0 or t.max() >= c):
         raise RuntimeError("target out of range")
     mask = (t[:, None] == np.arange(c)).astype(dtype.numpy_dtype)
@@ -428,7 +462,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     if x.ndim != 2:
         raise RuntimeError(f"Expected non-empty vector or matrix with optional 0-dim batch size, but got: "
                            f"{list(input.shape)}")
-    n, c = x.shape
+    _, c = x.shape
     mask = _class_mask(target, c, x.dtype)
     x_y = (x * mask).sum(1, keepdim=True)
     z = J.clamp(margin - x_y + x, min=0.0)
@@ -448,7 +482,7 @@ def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, red
     reduction = _reduction(reduction, size_average, reduce)
     unbatched = input.ndim <= 1
     x = input.reshape(1, -1) if unbatched else input
-    t = target._data.reshape(x.shape)
+    t = target._host().reshape(x.shape)  # a device target is read once: the classes are walked on the host
     c = x.shape[1]
     is_target = np.zeros(x.shape, dtype=bool)
     for row in range(x.shape[0]):
@@ -460,8 +494,8 @@ def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, red
                 raise RuntimeError(f"target index {cls} out of range for {c} classes")
             is_target[row, cls] = True
     dt = x.dtype.numpy_dtype
-    pos = J.from_numpy(is_target.astype(dt)).unsqueeze(2)
-    neg = J.from_numpy((~is_target).astype(dt)).unsqueeze(1)
+    pos = J.from_numpy(is_target.astype(dt)).to(x.device).unsqueeze(2)
+    neg = J.from_numpy((~is_target).astype(dt)).to(x.device).unsqueeze(1)
     hinge = J.clamp(1 - (x.unsqueeze(2) - x.unsqueeze(1)), min=0.0)
     loss = (hinge * pos * neg).sum((1, 2)) / c
     if unbatched:

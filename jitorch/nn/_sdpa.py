@@ -27,9 +27,13 @@ def _neg_inf_where(mask_true_means_blocked: Tensor, dtype) -> Tensor:
     return J.where(mask_true_means_blocked, float("-inf"), 0.0).to(dtype)
 
 
-def causal_mask(lq: int, lk: int) -> Tensor:
-    """Bool mask, True where query ``i`` may attend key ``j`` (``j <= i``)."""
-    return J.from_numpy(np.tril(np.ones((lq, lk), dtype=bool)))
+def causal_mask(lq: int, lk: int, device=None) -> Tensor:
+    """Bool mask, True where query ``i`` may attend key ``j`` (``j <= i``), on ``device``."""
+    if device is None or device.type == "cpu":
+        return J.from_numpy(np.tril(np.ones((lq, lk), dtype=bool)))
+    from .._tensor import wrap
+    from ..ops.indexing_diag import _device_triangle_mask  # uploaded once per shape
+    return wrap(_device_triangle_mask(lq, lk, 0, True), D.bool_, device)
 
 
 def _safe_softmax(scores: Tensor) -> Tensor:
@@ -70,7 +74,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     s = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = (query @ key.transpose(-2, -1)) * s
     if is_causal:
-        scores = J.where(causal_mask(lq, lk), scores, float("-inf"))
+        scores = J.where(causal_mask(lq, lk, scores.device), scores, float("-inf"))
     if attn_mask is not None:
         if attn_mask.dtype is D.bool_:
             scores = J.where(attn_mask, scores, float("-inf"))
@@ -227,7 +231,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     k = k.reshape(k.shape[0], bsz * num_heads, head_dim).transpose(0, 1)
     v = v.reshape(v.shape[0], bsz * num_heads, head_dim).transpose(0, 1)
     if add_zero_attn:
-        zeros = J.zeros((bsz * num_heads, 1, head_dim), dtype=q.dtype)
+        zeros = J.zeros((bsz * num_heads, 1, head_dim), dtype=q.dtype, device=q.device)
         k, v = J.cat([k, zeros], 1), J.cat([v, zeros], 1)
         attn_mask, key_padding_mask = _append_column(attn_mask), _append_column(key_padding_mask)
     src_len = k.shape[1]
@@ -242,7 +246,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
         dropout_p = 0.0
     scores = (q * math.sqrt(1.0 / head_dim)) @ k.transpose(1, 2)
     if causal:
-        scores = J.where(causal_mask(tgt_len, src_len), scores, float("-inf"))
+        scores = J.where(causal_mask(tgt_len, src_len, scores.device), scores, float("-inf"))
     if attn_mask is not None:
         scores = scores + attn_mask
     weights = J.softmax(scores, -1) if need_weights else _safe_softmax(scores)

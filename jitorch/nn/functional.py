@@ -15,6 +15,7 @@ import jitorch as J
 
 from .. import _dtype as D
 from .._tensor import Tensor
+from ..ops.indexing_base import out_of_bounds
 from . import _ops
 from ._functional_loss import (  # noqa: F401
     binary_cross_entropy,
@@ -173,7 +174,7 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
     """Randomized leaky ReLU: slopes ~ U(lower, upper) in training, their mean in eval."""
     if not training:
         return J.leaky_relu(input, (lower + upper) / 2, inplace)
-    slopes = J.empty(input.shape, dtype=input.dtype).uniform_(lower, upper)
+    slopes = J.empty(input.shape, dtype=input.dtype, device=input.device).uniform_(lower, upper)
     return _maybe_inplace(input, J.where(input >= 0, input, input * slopes), inplace)
 
 
@@ -293,8 +294,8 @@ def _check_p(p: float) -> None:
 
 
 def _keep_mask(input: Tensor, p: float, shape) -> Tensor:
-    """A 0/1 tensor (input's dtype) keeping each entry with probability ``1 - p``."""
-    return J.empty(tuple(shape), dtype=input.dtype).bernoulli_(1.0 - p)
+    """A 0/1 tensor (input's dtype, on input's device, drawn there) keeping each entry with probability ``1 - p``."""
+    return J.empty(tuple(shape), dtype=input.dtype, device=input.device).bernoulli_(1.0 - p)
 
 
 def _apply_mask(input: Tensor, mask: Tensor, inplace: bool) -> Tensor:
@@ -319,7 +320,7 @@ def _feature_dropout(input: Tensor, p: float, training: bool, inplace: bool, bat
     x = input if batched else input.unsqueeze(0)
     noise_shape = tuple(x.shape[:2]) + (1,) * (x.ndim - 2)
     if p == 1.0:
-        mask = J.zeros(noise_shape, dtype=input.dtype)
+        mask = J.zeros(noise_shape, dtype=input.dtype, device=input.device)
     else:
         mask = _keep_mask(input, p, noise_shape) * (1.0 / (1.0 - p))
     if not batched:
@@ -414,8 +415,8 @@ def pdist(input: Tensor, p: float = 2.0) -> Tensor:
     if input.ndim != 2:
         raise RuntimeError(f"pdist only supports 2D tensors, got: {input.ndim}D")
     i, j = np.triu_indices(input.shape[0], 1)
-    a = input.index_select(0, J.from_numpy(i.astype(np.int64)))
-    b = input.index_select(0, J.from_numpy(j.astype(np.int64)))
+    a = input.index_select(0, J.from_numpy(i.astype(np.int64)).to(input.device))
+    b = input.index_select(0, J.from_numpy(j.astype(np.int64)).to(input.device))
     return J.norm(a - b, p, 1)
 
 
@@ -470,7 +471,7 @@ native_channel_shuffle = channel_shuffle
 def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: float = 1e-10,
                    dim: int = -1) -> Tensor:
     """Softmax of Gumbel-perturbed logits; ``hard`` returns one-hot samples with soft gradients."""
-    gumbels = -J.empty(tuple(logits.shape), dtype=logits.dtype).exponential_().log()
+    gumbels = -J.empty(tuple(logits.shape), dtype=logits.dtype, device=logits.device).exponential_().log()
     y_soft = J.softmax((logits + gumbels) / tau, dim)
     if not hard:
         return y_soft
@@ -497,15 +498,16 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
             assert padding_idx >= -num, "Padding_idx must be within num_embeddings"
             padding_idx = num + padding_idx
     idx = input._data
-    if idx.size and (idx.min() < 0 or idx.max() >= num):
+    if idx.size and out_of_bounds(idx, num, False) is not None:  # device indices: one read of their bounds
         raise IndexError("index out of range in self")
     if max_norm is not None:
-        _embedding_renorm_(weight, idx, max_norm, norm_type)
+        _embedding_renorm_(weight, input._host(), max_norm, norm_type)
     out = _ops.embedding_rows(weight, input, padding_idx)
     if scale_grad_by_freq and out.requires_grad:
         # the value stays, the gradient of each row is divided by its index's count in this batch
+        idx = input._host()
         counts = np.bincount(idx.reshape(-1), minlength=num)[idx]
-        scale = J.from_numpy((1.0 / counts).astype(weight.dtype.numpy_dtype)).unsqueeze(-1)
+        scale = J.from_numpy((1.0 / counts).astype(weight.dtype.numpy_dtype)).to(weight.device).unsqueeze(-1)
         out = out * scale + (out * (1 - scale)).detach()
     return out
 
@@ -513,12 +515,18 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
 def _embedding_renorm_(weight: Tensor, idx: np.ndarray, max_norm: float, norm_type: float) -> None:
     """Rescale (in place, untracked) the referenced rows whose norm exceeds ``max_norm``, like torch."""
     rows = np.unique(idx.reshape(-1))
-    w = weight._data
+    w = weight._host()  # a device weight is rescaled on a host copy (the same arithmetic as on the CPU)
     sub = w[rows].astype(np.float64)
     norms = np.sum(np.abs(sub) ** norm_type, axis=1) ** (1.0 / norm_type)
     over = norms > max_norm
     if over.any():
-        w[rows[over]] = (sub[over] * (max_norm / (norms[over] + 1e-7))[:, None]).astype(w.dtype)
+        new = (sub[over] * (max_norm / (norms[over] + 1e-7))[:, None]).astype(w.dtype)
+        if weight._data.__class__ is np.ndarray:
+            w[rows[over]] = new
+        else:
+            from ..ops.indexing_base import IndexPlan, write_on_device
+            from ..runtime.cuda.copy import from_host
+            write_on_device(weight._data, IndexPlan(None, (0,), (rows[over],)), from_host(new), False)
         weight._version[0] += 1
 
 
@@ -547,7 +555,7 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
             raise ValueError("offsets has to be a 1D Tensor but got None")
         if offsets.ndim != 1:
             raise ValueError("offsets has to be a 1D Tensor")
-        starts = offsets._data.astype(np.int64)
+        starts = offsets._host().astype(np.int64)
         if include_last_offset:
             starts = starts[:-1]
         flat = input
@@ -561,7 +569,8 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
     bag_of = np.searchsorted(starts, np.arange(n), side="right") - 1
     keep = bag_of >= 0
     if padding_idx is not None:
-        keep &= flat._data != padding_idx
+        keep &= flat._host() != padding_idx
+    dev = weight.device
     rows = embedding(flat, weight, None, max_norm, norm_type, scale_grad_by_freq)
     if per_sample_weights is not None:
         rows = rows * per_sample_weights.unsqueeze(-1)
@@ -571,15 +580,16 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
         for b in range(num_bags):
             pos = np.nonzero(keep & (bag_of == b))[0]
             if pos.size:
-                out.append(rows.index_select(0, J.from_numpy(pos)).amax(0))
+                out.append(rows.index_select(0, J.from_numpy(pos).to(dev)).amax(0))
             else:
-                out.append(J.zeros(weight.shape[1], dtype=weight.dtype))
-        return J.stack(out) if out else J.zeros((0, weight.shape[1]), dtype=weight.dtype)
+                out.append(J.zeros(weight.shape[1], dtype=weight.dtype, device=dev))
+        return J.stack(out) if out else J.zeros((0, weight.shape[1]), dtype=weight.dtype, device=dev)
     # the scatter-add primitive sums rows into their bags; dropped positions go to a spare last row
-    slots = J.from_numpy(np.where(keep, bag_of, num_bags).astype(np.int64))
+    slots = J.from_numpy(np.where(keep, bag_of, num_bags).astype(np.int64)).to(dev)
     summed = _ops.embedding_backward(rows, slots, num_bags + 1, num_bags).narrow(0, 0, num_bags)
     if mode == "mean":
-        summed = summed / J.from_numpy(np.maximum(counts, 1).astype(weight.dtype.numpy_dtype)).unsqueeze(-1)
+        counts_t = J.from_numpy(np.maximum(counts, 1).astype(weight.dtype.numpy_dtype)).to(dev)
+        summed = summed / counts_t.unsqueeze(-1)
     return summed
 
 

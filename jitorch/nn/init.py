@@ -94,8 +94,7 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None)
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
                   generator=None) -> Tensor:
     """Fill with N(mean, std**2) truncated to [a, b] (exact, by rejection)."""
-    from ..ops.random import default_generator
-    rng = (generator if generator is not None else default_generator)._np
+    rng = _host_draws(generator)
     n = tensor.numel()
     out = np.empty(n, dtype=np.float64)
     todo = np.arange(n)
@@ -112,6 +111,39 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
         tensor._data[...] = out.reshape(tensor.shape).astype(tensor.dtype.numpy_dtype)
         tensor._version[0] += 1
     return tensor
+
+
+class _DeviceDraws:
+    """The few NumPy-generator methods the host-side initialisers use, drawn by a CUDA generator on its
+    device and read back (those initialisers need the numbers on the host: rejection, QR, shuffles)."""
+
+    def __init__(self, generator):
+        self.generator = generator
+
+    def _draw(self, size, fill: str, *params) -> np.ndarray:
+        import jitorch
+        t = jitorch.empty(size, dtype=jitorch.float64, device=self.generator.device)
+        return getattr(t, fill)(*params, generator=self.generator)._host()
+
+    def standard_normal(self, size):
+        return self._draw(size, "normal_")
+
+    def normal(self, loc, scale, size):
+        return self._draw(size, "normal_", loc, scale)
+
+    def uniform(self, low, high, size):
+        return self._draw(size, "uniform_", low, high)
+
+    def permutation(self, n):
+        import jitorch
+        return jitorch.randperm(n, device=self.generator.device, generator=self.generator)._host()
+
+
+def _host_draws(generator):
+    """Where an initialiser that computes on the host draws from: NumPy for CPU generators, else the device."""
+    from ..ops.random import default_generator
+    g = generator if generator is not None else default_generator
+    return g._np if g._np is not None else _DeviceDraws(g)
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
@@ -203,8 +235,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
     if tensor.numel() == 0:
         return tensor
-    from ..ops.random import default_generator
-    rng = (generator if generator is not None else default_generator)._np
+    rng = _host_draws(generator)
     rows = tensor.size(0)
     cols = tensor.numel() // rows
     flat = rng.standard_normal((rows, cols))
@@ -224,8 +255,7 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) 
     """N(0, std**2) with a fraction ``sparsity`` of each column set to zero (2-D tensors)."""
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
-    from ..ops.random import default_generator
-    rng = (generator if generator is not None else default_generator)._np
+    rng = _host_draws(generator)
     rows, cols = tensor.shape
     num_zeros = math.ceil(sparsity * rows)
     arr = rng.normal(0.0, std, (rows, cols))

@@ -163,7 +163,7 @@ class RNNBase(Module):
                 w_ih, w_hh, b_ih, b_hh = self._layer_params(layer, d)
                 zeros = None
                 if h0 is None or (self.mode == "LSTM" and c0 is None):
-                    zeros = J.zeros((n, self.hidden_size), dtype=x.dtype)
+                    zeros = J.zeros((n, self.hidden_size), dtype=x.dtype, device=x.device)
                 h_init = h0.select(0, k) if h0 is not None else zeros
                 rev = d == 1
                 if self.mode == "LSTM":
@@ -319,7 +319,7 @@ class RNNCellBase(Module):
 
     def _state(self, h, x, batched):
         if h is None:
-            return J.zeros((x.shape[0], self.hidden_size), dtype=x.dtype)
+            return J.zeros((x.shape[0], self.hidden_size), dtype=x.dtype, device=x.device)
         h = h if batched else h.unsqueeze(0)
         if tuple(h.shape) != (x.shape[0], self.hidden_size):
             raise RuntimeError(f"Input batch size {x.shape[0]} doesn't match hidden0 batch size {h.shape[0]}"

@@ -49,11 +49,11 @@ def _relu_or_gelu(act) -> int:
     return 0
 
 
-def _square_subsequent_mask(sz: int, dtype=None) -> Tensor:
+def _square_subsequent_mask(sz: int, dtype=None, device=None) -> Tensor:
     """Float mask with ``-inf`` above the diagonal (future positions) and 0 elsewhere."""
     m = np.triu(np.full((sz, sz), -np.inf, dtype=np.float32), 1)
-    t = J.from_numpy(m)
-    return t.to(dtype) if dtype is not None else t.to(J.get_default_dtype())
+    t = J.from_numpy(m).to(device=device, dtype=dtype if dtype is not None else J.get_default_dtype())
+    return t
 
 
 def _detect_is_causal_mask(mask: Tensor | None, is_causal: bool | None = None, size: int | None = None) -> bool:
@@ -61,7 +61,7 @@ def _detect_is_causal_mask(mask: Tensor | None, is_causal: bool | None = None, s
     make_causal = is_causal is True
     if is_causal is None and mask is not None:
         sz = size if size is not None else mask.shape[-2]
-        ref = _square_subsequent_mask(sz, mask.dtype)
+        ref = _square_subsequent_mask(sz, mask.dtype, mask.device)
         make_causal = tuple(mask.shape) == tuple(ref.shape) and bool((mask == ref).all())
     return make_causal
 
@@ -233,14 +233,14 @@ class TransformerEncoder(Module):
             return None
         if J.is_grad_enabled() and (src.requires_grad or any(p.requires_grad for p in self.parameters())):
             return None
-        pad = kpm._data != 0  # float mask: -inf marks padding
+        pad = kpm._host() != 0  # float mask: -inf marks padding (a device mask is read once)
         if self.mask_check:
             valid = ~pad
             lengths = valid.sum(1)
             left_aligned = all(valid[i, :n].all() for i, n in enumerate(lengths))
             if not left_aligned:
                 return None
-        return J.from_numpy(pad)
+        return J.from_numpy(pad).to(src.device)
 
 
 class TransformerDecoder(Module):
@@ -317,4 +317,4 @@ class Transformer(Module):
     @staticmethod
     def generate_square_subsequent_mask(sz: int, device=None, dtype=None) -> Tensor:
         """Float mask with ``-inf`` above the diagonal: position ``i`` sees positions ``<= i``."""
-        return _square_subsequent_mask(sz, dtype)
+        return _square_subsequent_mask(sz, dtype, device)

@@ -22,13 +22,18 @@ from .indexing_base import (
     IndexPlan,
     as_tensor_arg,
     assign,
+    broadcast_array,
+    check_index_device,
+    checked_index,
+    host_array,
+    index_as_bool,
     index_data,
     inplace,
     is_scalar,
+    nonzero_columns,
     note_read,
-    out_of_bounds,
+    own_index,
     type_word,
-    wrap_negative,
 )
 
 # re-exported: bound as jitorch.<name> / Tensor.<name> through __all__ and TENSOR_METHODS
@@ -148,16 +153,17 @@ def _classify(item):
                      f"indices (got {name})")
 
 
-def _classify_array(arr: np.ndarray, is_mask: bool, bad: bool):
+def _classify_array(arr, is_mask: bool, bad: bool):
+    """``arr`` is a NumPy array or (from a CUDA index tensor) a device array, kept on its device."""
     if is_mask:
         if arr.ndim == 0:
-            return "bool", bool(arr)
-        return "mask", arr.astype(np.bool_, copy=False)
+            return "bool", bool(host_array(arr))
+        return "mask", index_as_bool(arr)
     if bad:
         raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
     if arr.ndim == 0:
-        return "int", int(arr)
-    return "array", arr.astype(I64)  # a copy: the op keeps it, the caller may write into theirs
+        return "int", int(host_array(arr))
+    return "array", own_index(arr)  # a copy: the op keeps it, the caller may write into theirs
 
 
 def _classify_sequence(seq):
@@ -221,16 +227,16 @@ def parse(shape: tuple, key) -> IndexPlan:
             out += 1
         elif k == "array":
             size = shape[src]
-            bad = out_of_bounds(p, size, True)
+            bad, p = checked_index(p, size, True)
             if bad is not None:
                 raise IndexError(f"index {bad} is out of bounds for dimension {len(adv)} with size {size}")
             basic.append(slice(None))
-            adv.append((out, wrap_negative(p, size)))
+            adv.append((out, p))
             src += 1
             out += 1
         else:  # mask: its true positions, one index array per dim it covers
             masks.append((p, out))
-            nz = np.nonzero(p)
+            nz = nonzero_columns(p)
             for j in range(p.ndim):
                 basic.append(slice(None))
                 adv.append((out + j, nz[j]))
@@ -245,7 +251,8 @@ def parse(shape: tuple, key) -> IndexPlan:
     arrays = [a for _, a in adv]
     try:
         if any(a.shape != arrays[0].shape for a in arrays):
-            arrays = np.broadcast_arrays(*arrays)
+            bshape = np.broadcast_shapes(*[tuple(a.shape) for a in arrays])
+            arrays = [broadcast_array(a, bshape) for a in arrays]
     except ValueError:
         raise IndexError("shape mismatch: indexing tensors could not be broadcast together with shapes "
                          + ", ".join(str(list(a.shape)) for a in arrays)) from None
@@ -277,7 +284,10 @@ def _getitem(self: Tensor, key) -> Tensor:
     if basic is not None:
         return basic_index(self, basic)
     if key.__class__ is Tensor and key._dtype is D.int64 and key._data.ndim:  # x[index_tensor]
+        if key._device is not self._device:
+            check_index_device(self, key)
         return _take_rows(self, key)
+    _check_key_devices(self, key)
     plan = parse(self._data.shape, key)
     if not plan.dims:
         return basic_index(self, plan.basic)
@@ -329,22 +339,31 @@ def _take_rows(self: Tensor, key: Tensor) -> Tensor:
     shape = self._data.shape
     if not shape:
         raise IndexError("too many indices for tensor of dimension 0")
-    bad = out_of_bounds(idx, shape[0], True)
+    bad, idx = checked_index(idx, shape[0], True)
     if bad is not None:
         raise IndexError(f"index {bad} is out of bounds for dimension 0 with size {shape[0]}")
-    idx = wrap_negative(idx, shape[0])
     if idx is key._data and self._requires_grad:  # backward must not see later writes into key
         idx = idx.copy()
     return apply(INDEX, [self], {"dims": (0,), "idx": (idx,)})
 
 
+def _check_key_devices(self: Tensor, key) -> None:
+    for it in (key if key.__class__ in (tuple, list) else (key,)):
+        if it.__class__ is Tensor or isinstance(it, Tensor):
+            check_index_device(self, it)
+
+
 def _setitem(self: Tensor, key, value) -> None:
     """``x[key] = value``: writes in place (value cast to x's dtype, broadcast to the region)."""
     basic = _basic_key(self._data.shape, key)
+    if basic is None:
+        _check_key_devices(self, key)
     plan = IndexPlan(basic) if basic is not None else parse(self._data.shape, key)
     if isinstance(value, Tensor):
         region = plan.result_shape(self._data.shape)
         value = _fit_value(value, region, bool(plan.dims))
+        if value._device is not self._device:  # torch copies a value from another device (a CPU scalar...)
+            value = value.to(self._device)
     elif not is_scalar(value):
         mod = type(value).__module__
         name = type(value).__name__ if mod == "builtins" else f"{mod}.{type(value).__name__}"
@@ -387,8 +406,11 @@ def index_put_(self: Tensor, indices, values, accumulate: bool = False) -> Tenso
         raise RuntimeError("Index put requires the source and destination dtypes match, got "
                            f"{type_word(self._dtype)} for the destination and {type_word(values._dtype)} "
                            "for the source.")
+    _check_key_devices(self, tuple(indices))
     plan = parse(self._data.shape, tuple(indices))
     values = _fit_value(values, plan.result_shape(self._data.shape), True)
+    if values._device is not self._device:
+        values = values.to(self._device)
     assign(self, plan, values, accumulate=accumulate, as_view=False)
     return self
 
@@ -440,8 +462,15 @@ def masked_select(input: Tensor, mask) -> Tensor:
     x = input if tuple(input.shape) == shape else expand(input, shape)
     if not shape:  # 0-d: select from a 1-element vector
         x, shape = x.reshape(1), (1,)
-    m = np.broadcast_to(mask._data, shape)
-    return IndexPlan(None, tuple(range(len(shape))), np.nonzero(m)).get(x)
+    _check_same_device(input, mask, "masked_select")
+    m = broadcast_array(mask._data, shape)
+    return IndexPlan(None, tuple(range(len(shape))), nonzero_columns(m)).get(x)
+
+
+def _check_same_device(x: Tensor, mask: Tensor, op: str) -> None:
+    if mask._device is not x._device:
+        raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
+                           f"{x._device} and {mask._device}! ({op})")
 
 
 def masked_scatter(input: Tensor, mask, source: Tensor) -> Tensor:
@@ -465,8 +494,9 @@ def _masked_scatter_into(out: Tensor, mask: Tensor, source: Tensor) -> Tensor:
     if broadcast_shapes(mask._data.shape, out._data.shape) != out._data.shape:
         raise RuntimeError(f"masked_scatter_: expected mask of shape {list(mask.shape)} to broadcast to the "
                            f"shape of self {list(out.shape)}")
-    m = np.broadcast_to(mask._data, out._data.shape)
-    lin = np.flatnonzero(m)
+    _check_same_device(out, mask, "masked_scatter_")
+    m = broadcast_array(mask._data, out._data.shape)
+    lin = nonzero_columns(m.reshape(-1))[0]
     if source.numel() < lin.size:
         raise RuntimeError("Number of elements of source < number of ones in mask")
     part = source.reshape(-1)[:lin.size]
@@ -488,7 +518,7 @@ def nonzero(input: Tensor, *, as_tuple: bool = False):
     note_read(input, "shape-dependent")
     if as_tuple:
         arr = input._data if input.ndim else input._data.reshape(1)
-        return tuple(wrap(np.ascontiguousarray(a, dtype=I64), D.int64, input._device) for a in np.nonzero(arr))
+        return tuple(wrap(own_index(a), D.int64, input._device) for a in nonzero_columns(arr))
     return apply(NONZERO, [input])
 
 
@@ -500,15 +530,16 @@ def _flat_index(index, op: str, numel: int) -> np.ndarray:
     idx = index_data(index, (D.int64,))
     if idx is None:
         raise RuntimeError(f"{op}(): Expected a long tensor for index, but got {type_word(index._dtype)}")
-    bad = out_of_bounds(idx, numel, True)
+    bad, idx = checked_index(idx, numel, True)
     if bad is not None:
         raise IndexError(f"out of range: tried to access index {bad} on a tensor of {numel} elements.")
-    return wrap_negative(idx, numel)
+    return idx
 
 
 def take(input: Tensor, index: Tensor) -> Tensor:
     """``input.flatten()[index]``, shaped like ``index``."""
     idx = _flat_index(index, "take", input.numel())
+    check_index_device(input, index)
     return IndexPlan.positions(idx).get(input)
 
 

@@ -10,6 +10,10 @@
   ``CopySlices``);
 - ``inplace``: turns an out-of-place op into its in-place form;
 - small validators shared by the indexing modules.
+
+Index values live where their tensor lives: a CUDA index tensor's values stay on the
+device (the CUDA kernels take device index arrays), and validating them reads back
+only their bounds (``device_bounds``: one small synchronizing read).
 """
 from __future__ import annotations
 
@@ -247,6 +251,31 @@ def accumulate_np(arr: np.ndarray, plan: IndexPlan, src) -> None:
         arr[...] = finish(flat).reshape(arr.shape)
 
 
+def write_on_device(arr, plan: IndexPlan, src, accumulate: bool) -> None:
+    """``arr[plan] = src`` (``+=`` with ``accumulate``) in place for a device array ``arr``.
+
+    Scatters straight into ``arr`` with the CUDA indexing kernels; dtypes whose atomics need a
+    wider type (half and bool sums, narrow ints) and flat plans over non-contiguous arrays go
+    through the out-of-place ``index_put`` kernel and one copy back.
+    NOTE for the CUDA runtime owners: this reaches into ``ops_index``'s ``_AdvView``/``_values``;
+    a public in-place entry (``index_put_into(arr, plan, src, accumulate)``) would replace it.
+    """
+    from ..runtime.cuda import ops_index as C
+    from ..runtime.cuda.copy import copy_into
+    if not arr.size:
+        return
+    narrow = accumulate and arr.dtype in C._NEEDS_ATOMIC_WIDEN
+    if narrow or (plan.flat and not arr.flags.c_contiguous):
+        out = C._index_put_cuda(arr, src if on_device(src) else None, plan, None if on_device(src) else src,
+                                accumulate)
+        copy_into(arr, out)
+        return
+    if src.__class__ is np.ndarray:
+        src = _cuda_ops().from_host(src)
+    view = C._AdvView(plan.region(arr), tuple(plan.dims), tuple(plan.idx))
+    view.scatter(C._values(src, view.shape, arr.dtype), accumulate, C._scalar_for(arr.dtype, 1))
+
+
 def writable(t: Tensor) -> np.ndarray:
     arr = t._data
     if not arr.flags.writeable:
@@ -290,11 +319,15 @@ def check_leaf(t: Tensor, root: Tensor, as_view: bool = False) -> None:
         raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
 
 
+def _address(a) -> int:
+    return a.__array_interface__["data"][0] if a.__class__ is np.ndarray else a.data_ptr
+
+
 def positions_in_root(view: np.ndarray, root: np.ndarray) -> np.ndarray | None:
     """For each element of ``view``, its flat (C-order) position in ``root`` (which it aliases);
     None when the two do not line up element-wise."""
     item = root.itemsize
-    delta = view.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    delta = _address(view) - _address(root)
     if view.itemsize != item or delta % item or any(s % item for s in view.strides + root.strides):
         return None
     off = delta // item
@@ -338,15 +371,22 @@ def assign(t: Tensor, plan: IndexPlan, value, *, accumulate: bool = False, as_vi
     old = _snapshot(root) if record else None
     arr = writable(t)
     src = vt._data if vt is not None else value
-    with np.errstate(invalid="ignore", over="ignore"):
-        if accumulate:
-            accumulate_np(arr, plan, src)
-        else:
-            plan.set_np(arr, src)
+    if arr.__class__ is np.ndarray:
+        with np.errstate(invalid="ignore", over="ignore"):
+            if accumulate:
+                accumulate_np(arr, plan, src)
+            else:
+                plan.set_np(arr, src)
+    else:
+        write_on_device(arr, plan, src, accumulate)
     t._version[0] += 1
     if not record:
         return
-    node_plan = plan if root is t else IndexPlan.positions(np.ascontiguousarray(plan.get_np(pos)))
+    if root is t:
+        node_plan = plan
+    else:  # the written positions, as positions in the root (worked out on the host)
+        host_plan = IndexPlan(plan.basic, plan.dims, tuple(host_array(a) for a in plan.idx), plan.flat)
+        node_plan = IndexPlan.positions(np.ascontiguousarray(host_plan.get_np(pos)))
     _record(INDEX_PUT, (old, vt), (root,), {"plan": node_plan, "value": None if vt is not None else value,
                                              "accumulate": accumulate}, in_place=True)
     if root is not t:
@@ -356,7 +396,8 @@ def assign(t: Tensor, plan: IndexPlan, value, *, accumulate: bool = False, as_vi
 def _history_copy(t: Tensor) -> Tensor:
     """A copy of ``t``'s values that carries ``t``'s history: the input of an in-place op's
     out-of-place computation, safe from the write that follows."""
-    c = wrap(np.array(t._data, order="C", copy=True), t._dtype, t._device)
+    d = t._data
+    c = wrap(np.array(d, order="C", copy=True) if d.__class__ is np.ndarray else d.copy(), t._dtype, t._device)
     c._requires_grad = t._requires_grad
     c._grad_fn = t._grad_fn
     c._output_nr = t._output_nr
@@ -388,29 +429,142 @@ def type_word(dt) -> str:
     return _type_word(dt)
 
 
-def index_data(index: Tensor, allowed=(D.int64, D.int32)) -> np.ndarray | None:
-    """The index values as an int64 array, or None when the dtype is not allowed."""
+def index_data(index: Tensor, allowed=(D.int64, D.int32)):
+    """The index values as an int64 array on the index's device (a NumPy array or a device
+    array), or None when the dtype is not allowed."""
     if not isinstance(index, Tensor):
         raise TypeError(f"expected Tensor as index, but got {type(index).__name__}")
     if index._dtype not in allowed:
         return None
     note_read(index)
-    return np.asarray(index._data, dtype=I64)
+    arr = index._data
+    if arr.__class__ is np.ndarray:
+        return np.asarray(arr, dtype=I64)
+    return arr if arr.dtype == I64 else _cuda_ops().cast(arr, I64)
 
 
-def out_of_bounds(idx: np.ndarray, size: int, allow_negative: bool):
-    """The first offending value of ``idx`` for a dim of ``size``, or None."""
+def check_index_device(x: Tensor, index: Tensor) -> None:
+    """As in torch: a CUDA tensor takes CPU or same-device indices, a CPU tensor only CPU ones."""
+    if index._device is not x._device and index._device.type != "cpu":
+        raise RuntimeError(f"indices should be either on cpu or on the same device as the indexed tensor "
+                           f"({x._device})")
+
+
+def out_of_bounds(idx, size: int, allow_negative: bool):
+    """The first offending value of ``idx`` for a dim of ``size``, or None.  A device ``idx`` is
+    checked with two reductions and one small read (a synchronization, as torch's checks are)."""
     if idx.size == 0:
         return None
     lo = -size if allow_negative else 0
-    if idx.min() >= lo and idx.max() < size:
-        return None
+    if idx.__class__ is np.ndarray:
+        if idx.min() >= lo and idx.max() < size:
+            return None
+    else:
+        vmin, vmax = device_bounds(idx)
+        if vmin >= lo and vmax < size:
+            return None
+        idx = idx.to_host()  # the error path: find the first bad value on the host
     bad = (idx < lo) | (idx >= size)
     return int(idx.reshape(-1)[np.argmax(bad.reshape(-1))])
 
 
-def wrap_negative(idx: np.ndarray, size: int) -> np.ndarray:
-    return np.where(idx < 0, idx + size, idx) if idx.size and idx.min() < 0 else idx
+def wrap_negative(idx, size: int):
+    """``idx`` with negative entries counted from the end.  A device ``idx`` that holds negatives
+    (rare) comes back as a host array, which the CUDA kernels accept like a device one."""
+    if idx.size == 0:
+        return idx
+    if idx.__class__ is np.ndarray:
+        return np.where(idx < 0, idx + size, idx) if idx.min() < 0 else idx
+    if device_bounds(idx)[0] >= 0:
+        return idx
+    return wrap_negative(idx.to_host(), size)
+
+
+def checked_index(idx, size: int, allow_negative: bool):
+    """(first out-of-bounds value or None, ``idx`` with negatives wrapped): one bounds read for a
+    device ``idx``."""
+    if idx.size == 0:
+        return None, idx
+    if idx.__class__ is np.ndarray:
+        bad = out_of_bounds(idx, size, allow_negative)
+        return bad, (wrap_negative(idx, size) if bad is None else idx)
+    vmin, vmax = device_bounds(idx)
+    lo = -size if allow_negative else 0
+    if vmin < lo or vmax >= size:
+        return out_of_bounds(idx.to_host(), size, allow_negative), idx
+    if vmin < 0:
+        return None, wrap_negative(idx.to_host(), size)
+    return None, idx
+
+
+# -- index arrays on a device -----------------------------------------------------------------------------------
+# Index tensors on a CUDA device keep their values there: the CUDA kernels take device
+# index arrays directly, so only the bounds (two numbers) are read back.
+def _cuda_ops():
+    """The CUDA runtime's array helpers (imported on first use: CPU-only programs never load them)."""
+    from ..runtime.cuda import copy
+    return copy
+
+
+def on_device(arr) -> bool:
+    """Whether ``arr`` (an array or a scalar) is a device array."""
+    return getattr(arr, "is_cuda_array", False)
+
+
+def array_device(arr):
+    """The ``jitorch.device`` an array of a tensor's ``_data`` lives on."""
+    from ..runtime.device import CPU, canonical
+    return CPU if arr.__class__ is np.ndarray else canonical("cuda")
+
+
+def device_bounds(idx) -> tuple[int, int]:
+    """(min, max) of a non-empty device integer array, read back together."""
+    from ..runtime.cuda.array import empty
+    from .registry import OPS
+    dims = tuple(range(idx.ndim))
+    both = empty((2,), I64)
+    both[0] = OPS["amin"].impl["cuda"](idx, dims=dims, keepdim=False, out_dtype=I64)
+    both[1] = OPS["amax"].impl["cuda"](idx, dims=dims, keepdim=False, out_dtype=I64)
+    lo, hi = both.to_host().tolist()
+    return lo, hi
+
+
+def own_index(idx):
+    """A C-contiguous int64 copy of index values, kept by an op (the caller may write into theirs)."""
+    if idx.__class__ is np.ndarray:
+        return np.array(idx, dtype=I64, order="C")
+    return _cuda_ops().cast(idx, I64)
+
+
+def index_as_bool(arr):
+    """A mask array as bool (uint8 masks are accepted by indexing, as in torch)."""
+    if arr.__class__ is np.ndarray:
+        return arr.astype(np.bool_, copy=False)
+    return arr if arr.dtype == np.bool_ else _cuda_ops().cast(arr, np.bool_)
+
+
+def broadcast_array(arr, shape: tuple):
+    """A read-only broadcast view of a NumPy or device array."""
+    if tuple(arr.shape) == tuple(shape):
+        return arr
+    if arr.__class__ is np.ndarray:
+        return np.broadcast_to(arr, shape)
+    return _cuda_ops().broadcast_to(arr, shape)
+
+
+def nonzero_columns(mask) -> tuple:
+    """``np.nonzero(mask)`` for a NumPy or device mask: one int64 index array per dim (on the
+    mask's device; a device mask costs one read of its count)."""
+    if mask.__class__ is np.ndarray:
+        return np.nonzero(mask)
+    from .registry import OPS
+    coords = OPS["nonzero"].impl["cuda"](mask)
+    return tuple(coords[:, j] for j in range(mask.ndim))
+
+
+def host_array(arr) -> np.ndarray:
+    """The values of a NumPy or device array as a NumPy array (a read for a device array)."""
+    return arr if arr.__class__ is np.ndarray else arr.to_host()
 
 
 def as_tensor_arg(x) -> Tensor:

@@ -1,6 +1,8 @@
 """Triangles and diagonals: tril, triu, diag, diag_embed, diagonal_scatter; and one_hot."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import _dtype as D
@@ -8,7 +10,7 @@ from .._dispatch import apply
 from .._dispatch import elementwise as _ew
 from .._tensor import Tensor, wrap, wrap_dim
 from . import elementwise as E
-from .indexing_base import I64, inplace, note_read
+from .indexing_base import I64, device_bounds, inplace, note_read
 from .registry import impl, kernel_op
 
 
@@ -20,9 +22,37 @@ def _triangle(input: Tensor, diagonal: int, lower: bool) -> Tensor:
     if input.ndim < 2:
         raise RuntimeError(f"{name}: input tensor must have at least 2 dimensions")
     n, m = input.shape[-2:]
+    dev = input._device
+    if dev.type == "cpu":
+        keep = _triangle_mask(n, m, int(diagonal), lower)
+    else:
+        keep = _device_triangle_mask(n, m, int(diagonal), lower)
+    return _ew(E.WHERE, wrap(keep, D.bool_, dev), input, 0, dtype=input.dtype)
+
+
+def _triangle_mask(n: int, m: int, diagonal: int, lower: bool) -> np.ndarray:
     offset = np.arange(m)[None, :] - np.arange(n)[:, None]
-    keep = offset <= diagonal if lower else offset >= diagonal
-    return _ew(E.WHERE, wrap(keep, D.bool_, input.device), input, 0, dtype=input.dtype)
+    return offset <= diagonal if lower else offset >= diagonal
+
+
+# Device masks are uploaded once per shape and kept (a host-to-device copy waits for the
+# device): attention's causal masks repeat every step.  Large ones are not kept.
+_CACHED_MASK_SIZE = 1 << 22
+
+
+def _device_triangle_mask(n: int, m: int, diagonal: int, lower: bool):
+    """The triangle mask as a read-only device array (kept for later calls when small)."""
+    if n * m <= _CACHED_MASK_SIZE:
+        return _cached_device_mask(n, m, diagonal, lower)
+    from ..runtime.cuda.copy import from_host
+    return from_host(_triangle_mask(n, m, diagonal, lower))
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_device_mask(n: int, m: int, diagonal: int, lower: bool):
+    from ..runtime.cuda.copy import from_host
+    keep = from_host(_triangle_mask(n, m, diagonal, lower))
+    return keep.as_strided(keep.shape, keep.strides, writeable=False)
 
 
 def tril(input: Tensor, diagonal: int = 0) -> Tensor:
@@ -50,7 +80,7 @@ def _diagonal_scatter_vjp(c, g):
     a = c.attrs
     gx = gs = None
     if c.needs_input_grad[0]:
-        gx = apply(DIAGONAL_SCATTER, [g, zeros(c.in_meta[1][0], dtype=g.dtype)], a)
+        gx = apply(DIAGONAL_SCATTER, [g, zeros(c.in_meta[1][0], dtype=g.dtype, device=g.device)], a)
     if c.needs_input_grad[1]:
         gs = diagonal(g, a["offset"], a["dim1"], a["dim2"])
         if gs.dtype is not c.in_meta[1][1]:
@@ -99,7 +129,7 @@ def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -
     shape = list(input.shape[:-1])
     for d in sorted((d1, d2)):
         shape.insert(d, n)
-    return diagonal_scatter(zeros(tuple(shape), dtype=input.dtype), input, offset, d1, d2)
+    return diagonal_scatter(zeros(tuple(shape), dtype=input.dtype, device=input.device), input, offset, d1, d2)
 
 
 def diag(input: Tensor, diagonal: int = 0) -> Tensor:
@@ -119,17 +149,21 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
     note_read(tensor)
     a = tensor._data
-    if num_classes == -1:
-        if a.size == 0:
-            raise RuntimeError("Can not infer total number of classes from empty tensor.")
-        num_classes = int(a.max()) + 1
+    if num_classes == -1 and a.size == 0:
+        raise RuntimeError("Can not infer total number of classes from empty tensor.")
     if a.size:
-        if a.min() < 0:
+        lo, hi = (int(a.min()), int(a.max())) if a.__class__ is np.ndarray else device_bounds(a)
+        if num_classes == -1:
+            num_classes = hi + 1
+        if lo < 0:
             raise RuntimeError("Class values must be non-negative.")
-        if a.max() >= num_classes:
+        if hi >= num_classes:
             raise RuntimeError("Class values must be smaller than num_classes.")
     elif num_classes < 0:
         raise RuntimeError("Class values must be smaller than num_classes.")
+    if a.__class__ is not np.ndarray:  # compare with the class numbers on the device
+        from .creation import arange
+        return (tensor.unsqueeze(-1) == arange(num_classes, device=tensor.device)).to(D.int64)
     out = np.zeros(a.shape + (num_classes,), dtype=I64)
     if a.size:
         np.put_along_axis(out, a[..., None], 1, axis=-1)

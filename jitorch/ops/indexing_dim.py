@@ -22,12 +22,18 @@ from .indexing_base import (
     IndexPlan,
     _index_impl,
     _work_dtype,
+    array_device,
     as_tensor_arg,
+    broadcast_array,
+    check_index_device,
+    checked_index,
+    host_array,
     index_data,
     inplace,
     is_scalar,
     note_read,
     out_of_bounds,
+    own_index,
     type_word,
     wrap_negative,
 )
@@ -48,9 +54,9 @@ def _strides(shape: tuple) -> np.ndarray:
     return st
 
 
-def _zeros(shape, dt) -> Tensor:
+def _zeros(shape, dt, device=None) -> Tensor:
     from .creation import zeros
-    return zeros(shape, dtype=dt)
+    return zeros(shape, dtype=dt, device=device)
 
 
 # -- primitives ---------------------------------------------------------------------------------------------
@@ -59,7 +65,7 @@ def _pad_to(g: Tensor, shape: tuple) -> Tensor:
     if tuple(g.shape) == tuple(shape):
         return g
     plan = IndexPlan(tuple(slice(0, n) for n in g.shape))
-    return apply(INDEX_PUT, [_zeros(shape, g.dtype), g], {"plan": plan, "value": None, "accumulate": False})
+    return apply(INDEX_PUT, [_zeros(shape, g.dtype, g.device), g], {"plan": plan, "value": None, "accumulate": False})
 
 
 def _gather_grad(c, g, k: int = 1) -> Tensor | None:
@@ -72,7 +78,7 @@ def _gather_grad(c, g, k: int = 1) -> Tensor | None:
 
 def _gather_vjp(c, g):
     a = c.attrs
-    z = _zeros(c.in_meta[0][0], g.dtype)
+    z = _zeros(c.in_meta[0][0], g.dtype, g.device)
     return (apply(SCATTER_ADD, [z, g], {"dim": a["dim"], "index": a["index"]}),)
 
 
@@ -202,6 +208,7 @@ def _dim_index(op: str, x: Tensor, dim: int, index: Tensor, src: Tensor | None =
     idx = index_data(index)
     if idx is None:
         raise RuntimeError(f"{op}(): Expected dtype int32/int64 for index")
+    check_index_device(x, index)
     d = wrap_dim(dim, x.ndim)
     xs, js = _nd(x.shape), _nd(index.shape)
     if len(js) != len(xs):
@@ -223,7 +230,7 @@ def _dim_index(op: str, x: Tensor, dim: int, index: Tensor, src: Tensor | None =
         bad = out_of_bounds(idx, xs[d], False)
         if bad is not None:
             raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {xs[d]}")
-    return d, np.array(idx, dtype=I64, order="C")
+    return d, own_index(idx)
 
 
 # -- gather / scatter -----------------------------------------------------------------------------------------
@@ -310,7 +317,7 @@ def take_along_dim(input: Tensor, indices: Tensor, dim: int | None = None) -> Te
     note_read(indices)
     if dim is None:
         flat = input.reshape(-1)
-        idx = wrap_negative(np.asarray(indices._data, dtype=I64).reshape(-1), max(flat.numel(), 1))
+        idx = _wrapped(indices._data.reshape(-1), max(flat.numel(), 1))
         return gather(flat, 0, _as_index(idx))
     if input.ndim != indices.ndim:
         raise RuntimeError("torch.take_along_dim(): input and indices should have the same number of dimensions, "
@@ -321,16 +328,25 @@ def take_along_dim(input: Tensor, indices: Tensor, dim: int | None = None) -> Te
     if ishape:
         ishape[d] = indices.shape[d]
     shape = list(broadcast_shapes(tuple(ishape), tuple(indices.shape)))
-    idx = np.broadcast_to(wrap_negative(np.asarray(indices._data, dtype=I64), size), shape)
+    idx = broadcast_array(_wrapped(indices._data, size), tuple(shape))
     if shape:
         shape[d] = input.shape[d]
     x = input if list(input.shape) == shape else input.expand(tuple(shape))
     return gather(x, d, _as_index(idx))
 
 
-def _as_index(arr: np.ndarray) -> Tensor:
+def _wrapped(idx, size: int):
+    """take_along_dim's indices with negatives counted from the end (out-of-range ones are left
+    for gather to report)."""
+    bad, wrapped = checked_index(idx, size, True)
+    return wrap_negative(host_array(idx), size) if bad is not None else wrapped
+
+
+def _as_index(arr) -> Tensor:
+    """An int64 index tensor over ``arr`` (a NumPy or device array), on the array's device."""
     from .._tensor import wrap
-    return wrap(np.ascontiguousarray(arr, dtype=I64), D.int64)
+    return wrap(own_index(arr) if arr.__class__ is not np.ndarray or arr.dtype != I64 or not arr.flags.c_contiguous
+                else arr, D.int64, array_device(arr))
 
 
 # -- index_select / index_add / index_copy / index_fill ------------------------------------------------------
@@ -373,7 +389,8 @@ def _index_fill_vjp(c, g):
     gv = None
     if len(c.needs_input_grad) > 1 and c.needs_input_grad[1]:
         # each filled position counts once, however often the index names it
-        gv = apply(INDEX_SELECT, [g.reshape(_nd(g.shape))], {"dims": (a["dim"],), "idx": (np.unique(a["index"]),)}).sum()
+        once = np.unique(host_array(a["index"]))
+        gv = apply(INDEX_SELECT, [g.reshape(_nd(g.shape))], {"dims": (a["dim"],), "idx": (once,)}).sum()
         if gv.dtype is not c.in_meta[1][1]:
             gv = gv.to(c.in_meta[1][1])
     return gx, gv
@@ -419,6 +436,7 @@ def _vector_index(op: str, x: Tensor, dim: int, index: Tensor, allowed, dtype_ms
     idx = index_data(index, allowed)
     if idx is None:
         raise RuntimeError(dtype_msg.format(type_word(index._dtype)))
+    check_index_device(x, index)
     d = wrap_dim(dim, x.ndim)
     return d, idx
 
@@ -435,7 +453,7 @@ def index_select(input: Tensor, dim: int, index: Tensor) -> Tensor:
     bad = out_of_bounds(idx, size, False)
     if bad is not None:
         raise RuntimeError(f"INDICES element is out of DATA bounds, id={bad} axis_dim={size}")
-    idx = np.array(idx.reshape(-1), dtype=I64)
+    idx = own_index(idx.reshape(-1))
     x = input if input.ndim else input.reshape(1)
     out = apply(INDEX_SELECT, [x], {"dims": (d,), "idx": (idx,)})
     return out if input.ndim else out.reshape(())
@@ -486,7 +504,7 @@ def _prep_index_source(op: str, x: Tensor, dim: int, index: Tensor, source: Tens
         prefix = "index_copy_(): " if op == "index_copy_" else ""
         exc = IndexError if op == "index_copy_" else RuntimeError
         raise exc(f"{prefix}index {bad} is out of bounds for dimension {d} with size {size}")
-    return d, np.array(idx, dtype=I64), source
+    return d, own_index(idx), source
 
 
 def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
@@ -514,6 +532,7 @@ def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
     idx = index_data(index, (D.int64,))
     if idx is None:
         raise IndexError("index_fill_(): Expected dtype int64 for index.")
+    check_index_device(input, index)
     if index.ndim > 1:
         raise RuntimeError("Index has to be a vector/scalar")
     d = wrap_dim(dim, input.ndim)
@@ -526,10 +545,10 @@ def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
         value = None
     size = _nd(input.shape)[d]
     idx = idx.reshape(-1)
-    bad = out_of_bounds(idx, size, True)
+    bad, idx = checked_index(idx, size, True)
     if bad is not None:
         raise IndexError(f"index {bad} is out of bounds for dimension {d} with size {size}")
-    idx = np.array(wrap_negative(idx, size), dtype=I64)
+    idx = own_index(idx)
     return apply(INDEX_FILL, [input, vt], {"dim": d, "index": idx, "value": value})
 
 

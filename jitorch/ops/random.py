@@ -1,7 +1,9 @@
 """Random number generators: ``jitorch.Generator`` and the global default.
 
-Draws come from NumPy's PCG64 bit generator, so a seed gives the same
-numbers on every run and platform (they differ from torch's numbers).
+CPU draws come from NumPy's PCG64 bit generator, so a seed gives the same
+numbers on every run and platform (they differ from torch's numbers); CUDA
+draws come from the counter-based Philox generators of ``runtime/cuda/philox.py``
+(``jitorch.manual_seed`` seeds both).
 """
 from __future__ import annotations
 
@@ -11,18 +13,37 @@ _DEFAULT_SEED = 67280421310721
 
 
 class Generator:
-    """A seeded source of random numbers (``jitorch.Generator().manual_seed(0)``)."""
+    """A seeded source of random numbers (``jitorch.Generator().manual_seed(0)``).
+
+    A CPU generator draws from NumPy's PCG64; ``Generator(device="cuda")`` holds a
+    counter-based Philox generator (``_philox``) that the CUDA kernels draw from, and
+    forwards the seed and state API to it.
+    """
 
     def __init__(self, device="cpu"):
-        self.device = device
+        from ..runtime.device import Device
+        d = device if isinstance(device, Device) else Device(device)
+        self.device = d
+        self._philox = None
+        if d.type == "cuda":
+            from ..runtime.cuda import (
+                philox,  # imports no numba.cuda: cheap without a GPU
+            )
+            self._philox = philox.PhiloxGenerator(d.index or 0)
+            self._seed = self._philox.initial_seed()
+            self._np = None
+            return
         self._seed = _DEFAULT_SEED
         self._np = np.random.Generator(np.random.PCG64(self._seed))
 
-    def manual_seed(self, seed) -> "Generator":
+    def manual_seed(self, seed) -> Generator:
         seed = int(seed)
         if seed < 0:
             seed &= 0xFFFFFFFFFFFFFFFF  # torch accepts negatives by wrapping to uint64
         self._seed = seed
+        if self._philox is not None:
+            self._philox.manual_seed(seed)
+            return self
         self._np = np.random.Generator(np.random.PCG64(seed))
         return self
 
@@ -35,22 +56,51 @@ class Generator:
         return self._seed
 
     def get_state(self):
-        import jitorch
+        if self._philox is not None:
+            return self._philox.get_state()
         import json
+
+        import jitorch
         blob = json.dumps(self._np.bit_generator.state).encode()
         return jitorch.from_numpy(np.frombuffer(blob, dtype=np.uint8).copy())
 
-    def set_state(self, state) -> "Generator":
+    def set_state(self, state) -> Generator:
+        if self._philox is not None:
+            self._philox.set_state(state)
+            self._seed = self._philox.initial_seed()
+            return self
         import json
         self._np.bit_generator.state = json.loads(bytes(state.numpy()).decode())
         return self
+
+    def get_offset(self) -> int:
+        """The Philox offset of a CUDA generator's next draw (torch's ``Generator.get_offset``)."""
+        if self._philox is None:
+            raise RuntimeError("get_offset is only supported by CUDA generators")
+        return self._philox.get_offset()
+
+    def set_offset(self, offset: int) -> Generator:
+        if self._philox is None:
+            raise RuntimeError("set_offset is only supported by CUDA generators")
+        self._philox.set_offset(offset)
+        return self
+
+
+def host_rng(generator) -> np.random.Generator:
+    """The NumPy generator a CPU draw uses: ``generator``'s, or the default one's."""
+    g = generator if generator is not None else default_generator
+    if g._np is None:
+        raise RuntimeError(f"Expected a 'cpu' device type for generator but found '{g.device.type}'")
+    return g._np
 
 
 default_generator = Generator()
 
 
 def manual_seed(seed) -> Generator:
-    """Seed the default generator (and the CUDA ones, once that backend exists)."""
+    """Seed the default generator and the CUDA generators, as torch does."""
+    from ..runtime.cuda import philox  # imports no numba.cuda: cheap without a GPU
+    philox.manual_seed(int(seed))
     return default_generator.manual_seed(seed)
 
 

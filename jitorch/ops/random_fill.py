@@ -3,6 +3,8 @@
 Draws come from a ``jitorch.Generator`` (the default one unless given), so
 ``jitorch.manual_seed`` makes them reproducible.  They are not differentiable:
 like torch, filling a tensor replaces its values, so no history is recorded.
+A CUDA tensor is filled on its device by the Philox kernels (from the CUDA
+default generator, or a ``Generator(device="cuda")``): no host numbers, no copy.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import numpy as np
 from .. import _dtype as D
 from .._dispatch import _check_inplace, _state, replayable_random
 from .._tensor import Tensor
-from .random import default_generator
+from .random import host_rng
 
 __all__: list[str] = []
 TENSOR_METHODS = ("uniform_", "normal_", "bernoulli_", "random_", "exponential_", "geometric_", "log_normal_",
@@ -23,7 +25,28 @@ TENSOR_METHODS = ("uniform_", "normal_", "bernoulli_", "random_", "exponential_"
 def _rng(generator):
     from .._dispatch import note_random_draw
     note_random_draw()
-    return (generator if generator is not None else default_generator)._np
+    return host_rng(generator)
+
+
+def _on_device(t: Tensor) -> bool:
+    return t._device.type != "cpu"
+
+
+def _fill_device(t: Tensor, kind: str, *params, generator=None) -> Tensor:
+    """Fill a device tensor in place with the Philox draws of ``kind`` (a fill: its history ends here)."""
+    from .._dispatch import note_random_draw
+    from ..runtime.cuda import philox
+    note_random_draw()
+    if _state.grad_enabled:
+        _check_inplace(t)
+    if _state.grad_enabled and t._grad_fn is not None:  # drawn into a fresh array, then copied with history
+        from .creation import empty
+        fresh = empty(tuple(t.shape), dtype=t._dtype, device=t._device)
+        philox.fill_(kind, fresh._data, *params, generator=generator)
+        return t.copy_(fresh)
+    philox.fill_(kind, t._data, *params, generator=generator)
+    t._version[0] += 1
+    return t
 
 
 def _draw_dtype(t: Tensor):
@@ -61,6 +84,8 @@ def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0, *, generator=None) ->
     a, b = float(a), float(b)
     if a > b:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
+    if _on_device(self):
+        return _fill_device(self, "uniform_", a, b, generator=generator)
     u = _rng(generator).random(self.shape, dtype=_draw_dtype(self))
     return _write(self, a + (b - a) * u)
 
@@ -71,6 +96,8 @@ def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0, *, generator=None
     _need_float(self, "normal_kernel_cpu")
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    if _on_device(self):
+        return _fill_device(self, "normal_", float(mean), float(std), generator=generator)
     z = _rng(generator).standard_normal(self.shape, dtype=_draw_dtype(self))
     return _write(self, float(mean) + float(std) * z)
 
@@ -78,7 +105,16 @@ def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0, *, generator=None
 @replayable_random
 def bernoulli_(self: Tensor, p=0.5, *, generator=None) -> Tensor:
     """Fill with 1 with probability ``p`` (a float or a broadcastable tensor), else 0."""
-    probs = p._data if isinstance(p, Tensor) else float(p)
+    if _on_device(self):
+        if isinstance(p, Tensor):
+            p = p.to(self._device)
+            if p.numel() and bool(((p < 0) | (p > 1)).any()):
+                raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
+            return _fill_device(self, "bernoulli_", p.detach()._data, generator=generator)
+        if not 0 <= float(p) <= 1:
+            raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
+        return _fill_device(self, "bernoulli_", float(p), generator=generator)
+    probs = p._host() if isinstance(p, Tensor) else float(p)
     if np.any((np.asarray(probs) < 0) | (np.asarray(probs) > 1)):
         raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
     u = _rng(generator).random(self.shape)
@@ -103,6 +139,8 @@ def random_(self: Tensor, from_: int = 0, to: int | None = None, *, generator=No
             to = int(np.iinfo(self._dtype.numpy_dtype).max) + 1
     if from_ >= to:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={from_} >= to={to}")
+    if _on_device(self):
+        return _fill_device(self, "random_", int(from_), int(to), generator=generator)
     vals = _rng(generator).integers(from_, to, size=self.shape, dtype=np.int64)
     return _write(self, vals.astype(self._dtype.numpy_dtype))
 
@@ -113,6 +151,8 @@ def exponential_(self: Tensor, lambd: float = 1.0, *, generator=None) -> Tensor:
     _need_float(self, "exponential_cpu")
     if lambd <= 0:
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
+    if _on_device(self):
+        return _fill_device(self, "exponential_", float(lambd), generator=generator)
     e = _rng(generator).standard_exponential(self.shape, dtype=_draw_dtype(self))
     return _write(self, e / float(lambd))
 
@@ -122,6 +162,8 @@ def geometric_(self: Tensor, p: float, *, generator=None) -> Tensor:
     """Fill with the number of Bernoulli(p) trials up to the first success (>= 1)."""
     if not 0 < p < 1:
         raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p}")
+    if _on_device(self):
+        return _fill_device(self, "geometric_", float(p), generator=generator)
     return _write(self, _rng(generator).geometric(p, size=self.shape).astype(self._dtype.numpy_dtype))
 
 
@@ -131,6 +173,8 @@ def log_normal_(self: Tensor, mean: float = 1.0, std: float = 2.0, *, generator=
     _need_float(self, "log_normal_cpu")
     if std <= 0:
         raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={std}")
+    if _on_device(self):
+        return _fill_device(self, "log_normal_", float(mean), float(std), generator=generator)
     z = _rng(generator).standard_normal(self.shape)
     return _write(self, np.exp(float(mean) + float(std) * z))
 
@@ -139,5 +183,7 @@ def log_normal_(self: Tensor, mean: float = 1.0, std: float = 2.0, *, generator=
 def cauchy_(self: Tensor, median: float = 0.0, sigma: float = 1.0, *, generator=None) -> Tensor:
     """Fill with samples from the Cauchy distribution."""
     _need_float(self, "cauchy_cpu")
+    if _on_device(self):
+        return _fill_device(self, "cauchy_", float(median), float(sigma), generator=generator)
     u = _rng(generator).random(self.shape)
     return _write(self, float(median) + float(sigma) * np.tan(math.pi * (u - 0.5)))

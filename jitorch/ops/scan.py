@@ -92,7 +92,7 @@ def _cumprod_grad_quadratic(x: Tensor, g: Tensor, d: int) -> Tensor:
     import jitorch as J
     xm, gm = V.movedim(x, d, -1), V.movedim(g, d, -1)
     n = xm.shape[-1]
-    k_idx = J.arange(n)
+    k_idx = J.arange(n, device=x.device)
     omit = J.eq(V.unsqueeze(k_idx, 1), V.unsqueeze(k_idx, 0))           # [k, i]: i is the omitted factor
     table = apply(CUMPROD, [J.where(omit, 1.0, V.unsqueeze(xm, -2))], {"dim": xm.ndim})  # [..., k, j]
     upper = J.ge(V.unsqueeze(k_idx, 0), V.unsqueeze(k_idx, 1))         # [k, j]: j >= k

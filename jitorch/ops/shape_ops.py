@@ -92,9 +92,9 @@ def _tensor_list(name: str, tensors) -> list:
     return tensors
 
 
-def _zeros(shape, dtype) -> Tensor:
+def _zeros(shape, dtype, device=None) -> Tensor:
     import jitorch
-    return jitorch.zeros(tuple(shape), dtype=dtype)
+    return jitorch.zeros(tuple(shape), dtype=dtype, device=device)
 
 
 def _index_at(dim: int, index) -> tuple:
@@ -103,7 +103,9 @@ def _index_at(dim: int, index) -> tuple:
 
 def _fresh(out: Tensor, input: Tensor) -> Tensor:
     """``out`` itself unless it is still a view of ``input`` (repeat and friends always copy)."""
-    return out.clone() if np.may_share_memory(out._data, input._data) else out
+    a, b = out._data, input._data
+    shared = np.may_share_memory(a, b) if a.__class__ is np.ndarray else a.storage is b.storage
+    return out.clone() if shared else out
 
 
 def _to_3d_shape(shape: tuple, dim: int) -> tuple:
@@ -122,7 +124,7 @@ def _cat_vjp(c, g):
     offset = 0
     for shape, dt in c.in_meta:
         if _is_legacy_empty(shape) and g.ndim != 1:
-            grads.append(_zeros(shape, dt))
+            grads.append(_zeros(shape, dt, g.device))
             continue
         grads.append(g.narrow(dim, offset, shape[dim]))
         offset += shape[dim]
@@ -251,7 +253,8 @@ def column_stack(tensors: Sequence[Tensor], *, out=None) -> Tensor:
 def _pieces_or_zeros(g, shapes, dtype) -> list:
     if isinstance(g, Tensor):  # a single-output node hands over one tensor
         g = [g]
-    return [gi if gi is not None else _zeros(s, dtype) for gi, s in zip(g, shapes)]
+    device = next((gi.device for gi in g if gi is not None), None)
+    return [gi if gi is not None else _zeros(s, dtype, device) for gi, s in zip(g, shapes)]
 
 
 def _split_vjp(c, g):
@@ -575,7 +578,7 @@ def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *, ou
     if repeats is None:  # repeat_interleave(repeats): indices repeated by their counts
         import jitorch
         reps = _repeats_tensor(input)
-        return repeat_interleave(jitorch.arange(reps.numel()), reps)
+        return repeat_interleave(jitorch.arange(reps.numel(), device=reps.device), reps)
     if dim is None:
         input, d = V.reshape(input, (-1,)), 0
     else:
@@ -591,7 +594,7 @@ def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *, ou
             if reps.numel() != n:
                 raise RuntimeError(f"repeats must have the same size as input along dim, but got repeats.size(0) = "
                                    f"{reps.numel()} and input.size({d}) = {n}")
-            counts = reps._data.reshape(-1).astype(np.int64)
+            counts = reps._host().reshape(-1).astype(np.int64)  # the output's size depends on them (a read)
             if (counts < 0).any():
                 raise RuntimeError("repeats can not be negative")
             return _interleave_by_counts(input, counts, d)
@@ -611,7 +614,7 @@ def _interleave_by_counts(input: Tensor, counts: np.ndarray, d: int) -> Tensor:
     view_shape[d] = index.size
     out_shape = list(input.shape)
     out_shape[d] = index.size
-    idx = from_numpy(np.ascontiguousarray(np.broadcast_to(index.reshape(view_shape), out_shape)))
+    idx = from_numpy(np.ascontiguousarray(np.broadcast_to(index.reshape(view_shape), out_shape))).to(input.device)
     return gather_along(input, idx, d)
 
 

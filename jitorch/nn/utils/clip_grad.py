@@ -31,7 +31,8 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
     norm_type = float(norm_type)
     if not tensors:
         return J.tensor(0.0)
-    norms = [_vector_norm(t.detach(), norm_type).to(tensors[0].dtype) for t in tensors]
+    first = tensors[0]  # like torch: the per-tensor norms meet on the first tensor's device
+    norms = [_vector_norm(t.detach(), norm_type).to(device=first.device, dtype=first.dtype) for t in tensors]
     total = _vector_norm(J.stack(norms), norm_type)
     if error_if_nonfinite and not bool(J.isfinite(total)):
         raise RuntimeError(
@@ -49,7 +50,7 @@ def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, forea
         return
     coef = J.clamp(float(max_norm) / (total_norm + 1e-6), max=1.0)
     for g in grads:
-        g.mul_(coef.to(g.dtype))
+        g.mul_(coef.to(device=g.device, dtype=g.dtype))
 
 
 def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,

@@ -87,9 +87,10 @@ class PackedSequence(NamedTuple):
 def _invert_permutation(perm: Tensor | None) -> Tensor | None:
     if perm is None:
         return None
-    inv = np.empty_like(perm.numpy())
-    inv[perm.numpy()] = np.arange(perm.numel())
-    return J.from_numpy(inv)
+    p = perm._host()
+    inv = np.empty_like(p)
+    inv[p] = np.arange(perm.numel())
+    return J.from_numpy(inv).to(perm.device)
 
 
 def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
@@ -105,7 +106,7 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
                                "to sidestep this requirement if you do not need ONNX exportability.")
     else:
         order = np.argsort(-lens, kind="stable")
-        sorted_indices = J.from_numpy(order)
+        sorted_indices = J.from_numpy(order).to(input.device)  # like torch: on the data's device
         input = input.index_select(batch_dim, sorted_indices)
         lens = lens[order]
     if lens.size and lens.min() <= 0:
@@ -144,7 +145,7 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
     lens_t = J.from_numpy(lengths)
     if sequence.unsorted_indices is not None:
         padded = padded.index_select(0 if batch_first else 1, sequence.unsorted_indices)
-        lens_t = lens_t.index_select(0, sequence.unsorted_indices)
+        lens_t = lens_t.index_select(0, sequence.unsorted_indices.cpu())  # lengths stay on the CPU, as in torch
     return padded, lens_t
 
 
