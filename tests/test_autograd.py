@@ -556,3 +556,92 @@ def test_mlp_gradients_match_torch():
         grads.append((np_of(p1.grad), np_of(p2.grad)))
     for a, b in zip(*grads):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+# -- final callbacks (Variable._execution_engine.queue_callback) ----------------------------------------------
+def _queue(fn):
+    jitorch.autograd.Variable._execution_engine.queue_callback(fn)
+
+
+def test_final_callbacks_run_after_the_whole_backward_in_order_then_clear():
+    x, w = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    log = []
+
+    def hook(g):  # y's hook fires before the gradients of x and w exist
+        _queue(lambda: log.append(("first", x.grad.tolist(), w.grad.tolist())))
+        _queue(lambda: log.append(("second", jitorch.is_grad_enabled())))
+    y = x * 2
+    y.register_hook(hook)
+    (y * w).sum().backward()
+    assert log == [("first", [6.0, 8.0], [2.0, 4.0]), ("second", True)]  # the caller's grad mode
+    (x * 3).sum().backward()
+    assert len(log) == 2  # the queue belonged to the finished pass
+    with pytest.raises(RuntimeError, match="Final callbacks can only be installed during backward pass"):
+        _queue(lambda: None)
+
+
+def test_a_final_callback_may_queue_another_and_autograd_grad_runs_them():
+    x = leaf([1.0])
+    log = []
+
+    def outer():
+        log.append("outer")
+        _queue(lambda: log.append("queued by a callback"))
+    y = x * x
+    y.register_hook(lambda g: _queue(outer))
+    (gx,) = jitorch.autograd.grad(y.sum(), x)
+    assert gx.tolist() == [2.0] and log == ["outer", "queued by a callback"]
+
+
+def test_nested_backward_keeps_its_own_final_callbacks():
+    log = []
+    a, b = leaf([1.0]), leaf([2.0])
+
+    def inner_backward(g):
+        with jitorch.enable_grad():  # hooks run without grad recording, like torch's
+            z = b * b
+            loss = z.sum()
+        z.register_hook(lambda gz: _queue(lambda: log.append("inner")))
+        loss.backward()
+        log.append("inner backward returned")
+        _queue(lambda: log.append("outer"))
+    y = a * 5
+    y.register_hook(inner_backward)
+    y.sum().backward()
+    assert log == ["inner", "inner backward returned", "outer"]
+    assert a.grad.tolist() == [5.0] and b.grad.tolist() == [4.0]
+
+
+def test_a_failed_backward_drops_its_final_callbacks():
+    x = leaf([1.0])
+    log = []
+
+    def boom(g):
+        _queue(lambda: log.append("ran"))
+        raise ValueError("hook failed")
+    y = x * 2
+    y.register_hook(boom)
+    with pytest.raises(ValueError, match="hook failed"):
+        (y * 3).sum().backward()
+    (x * 2).sum().backward()
+    assert log == []
+    with pytest.raises(RuntimeError, match="during backward pass"):
+        _queue(lambda: None)
+
+
+def test_variable_is_the_tensor_type_and_its_engine_checks_checkpoints():
+    from jitorch.autograd import Variable
+    x = leaf([1.0, 2.0])
+    assert isinstance(x, Variable) and not isinstance(np.ones(2), Variable)
+    v = Variable(x)
+    assert not v.requires_grad and v.tolist() == [1.0, 2.0]
+    assert Variable(jitorch.ones(2), requires_grad=True).requires_grad
+    engine = Variable._execution_engine
+    seen = []
+    y = x * x
+    y.register_hook(lambda g: seen.append(engine.is_checkpoint_valid()))
+    y.sum().backward()
+    z = x * x
+    z.register_hook(lambda g: seen.append(engine.is_checkpoint_valid()))
+    jitorch.autograd.grad(z.sum(), x)
+    assert seen == [True, False] and engine.is_checkpoint_valid()

@@ -8,9 +8,10 @@ from .gradcheck import gradcheck, gradgradcheck
 from .grad_mode import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
                         set_grad_enabled)
 from .graph import Node
+from .variable import Variable
 
 __all__ = ["backward", "grad", "Function", "FunctionCtx", "gradcheck", "gradgradcheck", "no_grad", "enable_grad",
-           "set_grad_enabled", "inference_mode", "is_grad_enabled", "Node", "once_differentiable"]
+           "set_grad_enabled", "inference_mode", "is_grad_enabled", "Node", "once_differentiable", "Variable"]
 
 
 def _as_tuple(x):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import heapq
+import threading
 import warnings
 
 from . import grad_mode
@@ -45,6 +46,52 @@ def _call_tensor_hooks(node, nr, g):
             if r is not None:
                 g = r
     return g
+
+
+class _GraphTask:
+    """What one ``run_backward`` call owns beyond its local state: the final callbacks queued while it runs."""
+
+    __slots__ = ("callbacks", "can_checkpoint")
+
+    def __init__(self, can_checkpoint: bool):
+        self.callbacks: list = []
+        self.can_checkpoint = can_checkpoint  # torch: False when only some inputs' gradients are wanted
+
+
+# The graph tasks running on this thread, innermost last: a backward started from a hook (or from a
+# checkpointed segment) nests inside the one that called it and keeps its own callbacks.
+_local = threading.local()
+
+
+def _running() -> list:
+    tasks = getattr(_local, "tasks", None)
+    if tasks is None:
+        tasks = _local.tasks = []
+    return tasks
+
+
+def queue_callback(callback) -> None:
+    """Run ``callback()`` once the backward pass now running has finished (torch's
+    ``Variable._execution_engine.queue_callback``): after its last node, in queueing order, under the
+    caller's grad mode. A callback may queue further callbacks; they run in the same pass."""
+    tasks = _running()
+    if not tasks:
+        raise RuntimeError("Final callbacks can only be installed during backward pass.")
+    tasks[-1].callbacks.append(callback)
+
+
+def is_checkpoint_valid() -> bool:
+    """False inside a backward that computes only some inputs' gradients (torch's rule for reentrant checkpoint)."""
+    return all(t.can_checkpoint for t in _running())
+
+
+def _run_final_callbacks(task: _GraphTask) -> None:
+    callbacks = task.callbacks
+    i = 0
+    while i < len(callbacks):  # not a for loop over a copy: a callback may append more
+        callbacks[i]()
+        i += 1
+    callbacks.clear()
 
 
 def run_backward(outputs, grad_outputs, retain_graph=None, create_graph=False, inputs=None,
@@ -105,58 +152,15 @@ def run_backward(outputs, grad_outputs, retain_graph=None, create_graph=False, i
         if deps.get(id(fn), 0) == 0 and all(r[2] is not fn for r in ready):
             heapq.heappush(ready, (-fn.seq, id(fn), fn))
 
-    with grad_mode.set_grad_enabled(create_graph):
-        while ready:
-            _, _, node = heapq.heappop(ready)
-            nid = id(node)
-            n_out = 1 if isinstance(node, AccumulateGrad) else getattr(node, "n_outputs", 1)
-            gouts = [buffers.pop((nid, k), None) for k in range(n_out)]
-            for k in range(n_out):
-                if gouts[k] is not None:
-                    gouts[k] = _call_tensor_hooks(node, k, gouts[k])
-            if node._retain:
-                for k, ref in node._retain.items():
-                    t = ref()
-                    if t is not None and gouts[k] is not None:
-                        t._grad = gouts[k] if create_graph else gouts[k].detach()
-            for k in range(n_out):
-                hit = targets.get((nid, k))
-                if hit is not None:
-                    for i in hit:
-                        captured[i] = gouts[k]
-            if node._pre_hooks:
-                for fn in list(node._pre_hooks.values()):
-                    r = fn(tuple(gouts))
-                    if r is not None:
-                        gouts = list(r)
-
-            if isinstance(node, AccumulateGrad):
-                if accumulate and gouts[0] is not None:
-                    leaf = node.variable
-                    if inputs is None or (nid, 0) in targets:
-                        _accumulate_into_leaf(leaf, gouts[0], create_graph)
-                continue
-
-            if all(g is None for g in gouts):
-                in_grads = [None] * len(node.next_functions)
-            else:
-                in_grads = node.apply(gouts)
-            if node._hooks:
-                for fn in list(node._hooks.values()):
-                    r = fn(tuple(in_grads), tuple(gouts))
-                    if r is not None:
-                        in_grads = list(r)
-            if not retain_graph:
-                node.release()
-            for nxt, g in zip(node.next_functions, in_grads):
-                if nxt is None:
-                    continue
-                fn, nr = nxt
-                if g is not None:
-                    _accumulate(buffers, (id(fn), nr), g)
-                deps[id(fn)] -= 1
-                if deps[id(fn)] == 0:
-                    heapq.heappush(ready, (-fn.seq, id(fn), fn))
+    task = _GraphTask(can_checkpoint=inputs is None)
+    tasks = _running()
+    tasks.append(task)
+    try:
+        with grad_mode.set_grad_enabled(create_graph):
+            _run_ready_loop(ready, buffers, deps, targets, captured, retain_graph, create_graph, inputs, accumulate)
+        _run_final_callbacks(task)
+    finally:
+        tasks.pop()  # an error drops the queued callbacks, as torch drops a failed graph task's
 
     if inputs is not None and not accumulate:
         for i, c in enumerate(captured):
@@ -167,6 +171,61 @@ def run_backward(outputs, grad_outputs, retain_graph=None, create_graph=False, i
                 )
         return tuple(captured)
     return None
+
+
+def _run_ready_loop(ready, buffers, deps, targets, captured, retain_graph, create_graph, inputs, accumulate):
+    """Run nodes as their gradients complete, newest first, until none is ready."""
+    while ready:
+        _, _, node = heapq.heappop(ready)
+        nid = id(node)
+        n_out = 1 if isinstance(node, AccumulateGrad) else getattr(node, "n_outputs", 1)
+        gouts = [buffers.pop((nid, k), None) for k in range(n_out)]
+        for k in range(n_out):
+            if gouts[k] is not None:
+                gouts[k] = _call_tensor_hooks(node, k, gouts[k])
+        if node._retain:
+            for k, ref in node._retain.items():
+                t = ref()
+                if t is not None and gouts[k] is not None:
+                    t._grad = gouts[k] if create_graph else gouts[k].detach()
+        for k in range(n_out):
+            hit = targets.get((nid, k))
+            if hit is not None:
+                for i in hit:
+                    captured[i] = gouts[k]
+        if node._pre_hooks:
+            for fn in list(node._pre_hooks.values()):
+                r = fn(tuple(gouts))
+                if r is not None:
+                    gouts = list(r)
+
+        if isinstance(node, AccumulateGrad):
+            if accumulate and gouts[0] is not None:
+                leaf = node.variable
+                if inputs is None or (nid, 0) in targets:
+                    _accumulate_into_leaf(leaf, gouts[0], create_graph)
+            continue
+
+        if all(g is None for g in gouts):
+            in_grads = [None] * len(node.next_functions)
+        else:
+            in_grads = node.apply(gouts)
+        if node._hooks:
+            for fn in list(node._hooks.values()):
+                r = fn(tuple(in_grads), tuple(gouts))
+                if r is not None:
+                    in_grads = list(r)
+        if not retain_graph:
+            node.release()
+        for nxt, g in zip(node.next_functions, in_grads):
+            if nxt is None:
+                continue
+            fn, nr = nxt
+            if g is not None:
+                _accumulate(buffers, (id(fn), nr), g)
+            deps[id(fn)] -= 1
+            if deps[id(fn)] == 0:
+                heapq.heappush(ready, (-fn.seq, id(fn), fn))
 
 
 def _accumulate_into_leaf(leaf, g, create_graph):

@@ -20,3 +20,9 @@ for _m in _MODULES:
         setattr(jitorch, _name, getattr(mod, _name))
     for _name in getattr(mod, "TENSOR_METHODS", ()):
         setattr(jitorch.Tensor, _name, getattr(mod, _name))
+
+# random draws made from a tensor of probabilities are methods too (torch.Tensor.bernoulli/multinomial)
+from jitorch.ops import creation as _creation  # noqa: E402
+
+for _name in ("bernoulli", "multinomial"):
+    setattr(jitorch.Tensor, _name, getattr(_creation, _name))

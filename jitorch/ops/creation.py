@@ -12,10 +12,10 @@ import numbers
 import numpy as np
 
 from .. import _dtype as D
+from .._dispatch import replayable_random
 from .._tensor import Tensor, wrap
 from ..runtime.device import CPU, canonical
-from .._dispatch import replayable_random
-from .random import default_generator
+from .random import default_generator, host_rng
 
 
 def _dt(dtype, default=None):
@@ -229,7 +229,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     else:
         dt = D.to_dtype(dtype)
     import math
-    n = max(int(math.ceil((end - start) / step)), 0)
+    n = max(math.ceil((end - start) / step), 0)
     arr = (start + np.arange(n, dtype=np.float64) * step) if dt.is_floating_point or any(
         isinstance(v, float) for v in vals) else np.arange(start, end, step, dtype=np.int64)
     return _finish(arr.astype(dt.numpy_dtype), dt, device, requires_grad)
@@ -279,7 +279,7 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, ou
     g = _gen(generator)
 
     def host():
-        arr = g._np.random(shape, dtype=np.float64 if dt is D.float64 else np.float32)
+        arr = host_rng(g).random(shape, dtype=np.float64 if dt is D.float64 else np.float32)
         return arr.astype(dt.numpy_dtype, copy=False)
     return _random(device, "uniform", host, dt, requires_grad, shape, generator)
 
@@ -293,7 +293,7 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, o
     g = _gen(generator)
 
     def host():
-        arr = g._np.standard_normal(shape, dtype=np.float64 if dt is D.float64 else np.float32)
+        arr = host_rng(g).standard_normal(shape, dtype=np.float64 if dt is D.float64 else np.float32)
         return arr.astype(dt.numpy_dtype, copy=False)
     return _random(device, "normal", host, dt, requires_grad, shape, generator)
 
@@ -330,7 +330,7 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     g = _gen(generator)
 
     def host():
-        return g._np.integers(low, high, size=shape, dtype=np.int64).astype(dt.numpy_dtype)
+        return host_rng(g).integers(low, high, size=shape, dtype=np.int64).astype(dt.numpy_dtype)
     return _random(device, "randint", host, dt, requires_grad, shape, generator, low=low, high=high)
 
 
@@ -358,37 +358,93 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False)
         raise RuntimeError(f"n must be non-negative, got{n}")
     dt = _dt(dtype, D.int64)
     g = _gen(generator)
-    return _random(device, "randperm", lambda: g._np.permutation(n).astype(dt.numpy_dtype), dt, requires_grad,
+    return _random(device, "randperm", lambda: host_rng(g).permutation(n).astype(dt.numpy_dtype), dt, requires_grad,
                    (n,), generator)
 
 
 @replayable_random
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
-    g = _gen(generator)
+    """Samples of N(mean, std**2): ``mean``/``std`` floats (with ``size``) or tensors (broadcast together)."""
+    _gen(generator)
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        ref = mean if isinstance(mean, Tensor) else std
+        dev = canonical(device if device is not None else ref.device)
+        _check_std(std)
+        if dev is not CPU and ref._data.__class__ is not np.ndarray:
+            return _normal_from_tensors(mean, std, ref, generator, requires_grad)
         m = mean._host() if isinstance(mean, Tensor) else mean
         s = std._host() if isinstance(std, Tensor) else std
         shape = np.broadcast_shapes(np.shape(m), np.shape(s))
-        ref = mean if isinstance(mean, Tensor) else std
-        arr = (m + s * g._np.standard_normal(shape)).astype(ref.dtype.numpy_dtype)
-        return _finish(arr, ref.dtype, device if device is not None else ref.device, requires_grad)
+        arr = (m + s * host_rng(generator).standard_normal(shape)).astype(ref.dtype.numpy_dtype)
+        return _finish(arr, ref.dtype, dev, requires_grad)
+    _check_std(std)
     dt = _dt(dtype, D.get_default_dtype())
-    arr = (mean + std * g._np.standard_normal(_shape((size,)))).astype(dt.numpy_dtype)
-    return _finish(arr, dt, device, requires_grad)
+    shape = _shape((size,))
+    dev = canonical(device)
+    if dev is not CPU:
+        return _finish(_device_fill(shape, dt, "normal_", float(mean), float(std), generator=generator), dt, dev,
+                       requires_grad)
+    arr = (mean + std * host_rng(generator).standard_normal(shape)).astype(dt.numpy_dtype)
+    return _finish(arr, dt, dev, requires_grad)
+
+
+def _check_std(std) -> None:
+    """torch refuses a negative standard deviation (for a device tensor this reads one flag back, as torch does)."""
+    if isinstance(std, Tensor):
+        if std.numel() and bool((std._host() < 0).any() if std._data.__class__ is np.ndarray else
+                                (std < 0).any().item()):
+            raise RuntimeError("normal expects all elements of std >= 0.0")
+    elif std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+
+
+def _device_fill(shape, dt, kind, *params, generator=None):
+    """A new device array of ``shape`` filled by the CUDA generator's ``kind`` draw (see ``philox.fill_``)."""
+    from ..runtime.cuda import array, philox
+    out = array.empty(tuple(shape), dt.numpy_dtype)
+    philox.fill_(kind, out, *params, generator=generator)
+    return out
+
+
+def _normal_from_tensors(mean, std, ref: Tensor, generator, requires_grad):
+    """``mean + std * N(0, 1)`` on the device of ``ref`` (not differentiable, as the CPU path)."""
+    from ..autograd import grad_mode
+    shape = tuple(np.broadcast_shapes(tuple(getattr(mean, "shape", ())), tuple(getattr(std, "shape", ()))))
+    dt = ref.dtype if ref.dtype.is_floating_point else D.get_default_dtype()
+    z = wrap(_device_fill(shape, dt, "normal_", 0.0, 1.0, generator=generator), dt, ref._device)
+    with grad_mode.no_grad():
+        m = mean.detach() if isinstance(mean, Tensor) else mean
+        s = std.detach() if isinstance(std, Tensor) else std
+        out = (z * s + m).to(ref.dtype)
+    if requires_grad:
+        out.requires_grad_(True)
+    return out
 
 
 def bernoulli(input, p=None, *, generator=None):
     """Samples 1 with probability ``input`` (or ``p``), else 0."""
+    if p is not None and not 0 <= p <= 1:
+        raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
+    if input._data.__class__ is not np.ndarray:
+        # the CUDA kernel reads the probabilities on the device; like torch's, it does not read them back to
+        # validate the range (out-of-range p acts as clamped to [0, 1], NaN gives 0)
+        _gen(generator)
+        out = _device_fill(tuple(input.shape), input.dtype, "bernoulli_", input._data if p is None else float(p),
+                           generator=generator)
+        return _finish(out, input.dtype, input.device, False)
     probs = input._host() if p is None else np.full(input.shape, p)
     if np.any((probs < 0) | (probs > 1)):
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
-    draw = _gen(generator)._np.random(input.shape) < probs
+    draw = host_rng(_gen(generator)).random(input.shape) < probs
     return _finish(draw.astype(input.dtype.numpy_dtype), input.dtype, input.device, False)
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None):
     """Draw category indices with probabilities proportional to the rows of ``input``."""
     g = _gen(generator)
+    if input._data.__class__ is not np.ndarray:
+        return _multinomial_on_device(input, int(num_samples), bool(replacement), generator)
+    rng = host_rng(g)
     w = np.asarray(input._host(), dtype=np.float64)
     if np.any(w < 0) or not np.all(np.isfinite(w)):
         raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
@@ -400,8 +456,55 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
             raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
         if not replacement and num_samples > np.count_nonzero(r):
             raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
-        out[i] = g._np.choice(r.shape[0], size=num_samples, replace=replacement, p=r / s)
+        out[i] = rng.choice(r.shape[0], size=num_samples, replace=replacement, p=r / s)
     return _finish(out.reshape(w.shape[:-1] + (num_samples,)), D.int64, input.device, False)
+
+
+def _multinomial_on_device(input: Tensor, num_samples: int, replacement: bool, generator) -> Tensor:
+    """``multinomial`` with every step on the tensor's device, as torch's CUDA path does.
+
+    Without replacement (or for one sample): the ``num_samples`` largest of ``p / q`` with ``q ~ Exp(1)``
+    (the exponential form of the Gumbel-max trick: a draw in proportion to ``p``, then among the rest);
+    with replacement: inverse-CDF sampling, a binary search of ``u * total`` in each row's cumulative sum.
+    The validity checks are combined into one small tensor read back once.
+    """
+    import jitorch
+
+    from ..autograd import grad_mode
+    from . import sorting
+    if input.ndim not in (1, 2):
+        raise RuntimeError(f"prob_dist must be 1 or 2 dim, got {input.ndim}")
+    if num_samples <= 0:
+        raise RuntimeError("cannot sample n_sample <= 0 samples")
+    ncat = input.shape[-1]
+    if not replacement and num_samples > ncat:
+        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
+    dev = input._device
+    with grad_mode.no_grad():
+        w = input.detach().reshape(-1, ncat).to(D.float64)
+        nrows = w.shape[0]
+        checks = [jitorch.logical_not(jitorch.logical_and(jitorch.isfinite(w), w >= 0)).any(),
+                  (w.sum(-1) <= 0).any()]
+        if not replacement:
+            checks.append(((w > 0).sum(-1) < num_samples).any())
+        flags = jitorch.stack(checks).cpu().numpy()
+        if flags[0]:
+            raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+        if flags[1]:
+            raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+        if not replacement and flags[2]:
+            raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
+        if not replacement or num_samples == 1:
+            q = wrap(_device_fill((nrows, ncat), D.float64, "exponential_", 1.0, generator=generator), D.float64,
+                     dev)
+            keys = jitorch.where(w > 0, w / q, jitorch.zeros((), dtype=D.float64, device=dev))
+            idx = sorting.topk(keys, num_samples, -1).indices
+        else:
+            cdf = jitorch.cumsum(w, -1)
+            u = wrap(_device_fill((nrows, num_samples), D.float64, "uniform_", 0.0, 1.0, generator=generator),
+                     D.float64, dev)
+            idx = sorting.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp_(max=ncat - 1)
+    return idx.reshape(tuple(input.shape[:-1]) + (num_samples,))
 
 
 def _legacy_tensor_args(args, kwargs):

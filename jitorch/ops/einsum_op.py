@@ -197,8 +197,9 @@ def _take_diagonal(t: Tensor, lab: list) -> tuple:
         n = t.shape[i]
         shape = [1] * t.ndim
         shape[i], shape[j] = n, n
-        mask = J.eye(n, dtype=D.bool_).reshape(tuple(shape))
-        t, lab = _sum_labels(J.where(mask, t, J.zeros((), dtype=t.dtype)), lab[:j] + [None] + lab[j + 1:], {None})
+        mask = J.eye(n, dtype=D.bool_, device=t.device).reshape(tuple(shape))
+        zero = J.zeros((), dtype=t.dtype, device=t.device)
+        t, lab = _sum_labels(J.where(mask, t, zero), lab[:j] + [None] + lab[j + 1:], {None})
 
 
 def _sum_labels(t: Tensor, lab: list, drop: set) -> tuple:

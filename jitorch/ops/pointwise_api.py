@@ -1,6 +1,7 @@
 """Public pointwise functions (``jitorch.add``, ``jitorch.exp``...) over the primitives."""
 from __future__ import annotations
 
+import builtins
 import math
 
 import numpy as np
@@ -405,19 +406,76 @@ bitwise_left_shift = _bitwise(E.BITWISE_LEFT_SHIFT, "lshift_cpu")
 bitwise_right_shift = _bitwise(E.BITWISE_RIGHT_SHIFT, "rshift_cpu")
 
 
+def _host_only(*xs) -> bool:
+    """Do all tensors among ``xs`` keep NumPy arrays (the CPU fast path)?"""
+    return all(x._data.__class__ is np.ndarray for x in xs if isinstance(x, Tensor))
+
+
+def _same_device(name: str, a: Tensor, b) -> None:
+    if isinstance(b, Tensor) and a._device != b._device:
+        raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
+                           f"{a._device} and {b._device}! (when checking argument for argument other in "
+                           f"method {name})")
+
+
+def _check_tolerances(rtol, atol) -> None:
+    if rtol < 0:
+        raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol}")
+    if atol < 0:
+        raise RuntimeError(f"atol must be greater than or equal to zero, but got {atol}")
+
+
 def equal(input, other) -> bool:
-    """True if both have the same shape and elements."""
-    return tuple(input.shape) == tuple(other.shape) and bool(np.array_equal(input._data, other._data))
+    """True if both have the same shape and elements (values compared after type promotion)."""
+    if _host_only(input, other):
+        return tuple(input.shape) == tuple(other.shape) and bool(np.array_equal(input._data, other._data))
+    _same_device("equal", input, other)
+    if tuple(input.shape) != tuple(other.shape):
+        return False
+    from .reductions import all as _all
+    return bool(_all(eq(input, other)).item())  # one read of a device flag, as torch syncs here too
+
+
+def _isclose_tensors(a: Tensor, b, rtol, atol, equal_nan) -> Tensor:
+    """torch's isclose from tensor ops, so it runs on the tensors' device:
+    ``a == b``, or (NaN with NaN when ``equal_nan``), or a finite ``|a - b| <= atol + |rtol * b|``."""
+    from ..autograd import grad_mode
+    with grad_mode.no_grad():
+        close = eq(a, b)
+        floating = a.dtype.is_floating_point or (isinstance(b, Tensor) and b.dtype.is_floating_point)
+        if equal_nan and floating:
+            close = logical_or(close, logical_and(isnan(a), isnan(b) if isinstance(b, Tensor) else
+                                                  math.isnan(b)))
+        if rtol == 0 and atol == 0:
+            return close
+        if not a.dtype.is_floating_point:  # integer and bool operands compare in the default float dtype
+            a = a.to(D.get_default_dtype())
+        if isinstance(b, Tensor) and not b.dtype.is_floating_point:
+            b = b.to(D.get_default_dtype())
+        actual = abs(sub(a, b))
+        allowed = add(abs(mul(b, rtol)), atol) if isinstance(b, Tensor) else atol + builtins.abs(rtol * b)
+        return logical_or(close, logical_and(isfinite(actual), le(actual, allowed)))
 
 
 def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
-    return bool(np.allclose(input._data, other._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    """True if every element of ``input`` is close to ``other`` (see ``isclose``)."""
+    _check_tolerances(rtol, atol)
+    if _host_only(input, other):
+        return bool(np.allclose(input._data, other._data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    _same_device("allclose", input, other)
+    from .reductions import all as _all
+    return bool(_all(_isclose_tensors(input, other, rtol, atol, equal_nan)).item())
 
 
 def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
-    from .creation import from_numpy
-    b = other._data if isinstance(other, Tensor) else other
-    return from_numpy(np.isclose(input._data, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    """Elementwise ``|input - other| <= atol + rtol * |other|`` (and exact equality, e.g. of infinities)."""
+    _check_tolerances(rtol, atol)
+    if _host_only(input, other):
+        from .creation import from_numpy
+        b = other._data if isinstance(other, Tensor) else other
+        return from_numpy(np.isclose(input._data, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    _same_device("isclose", input, other)
+    return _isclose_tensors(input, other, rtol, atol, equal_nan)
 
 
 def result_type(tensor, other):

@@ -25,7 +25,7 @@ from ..runtime import sort_scan_kernels as K
 from . import reductions as R
 from . import views as V
 from .registry import impl, kernel_op
-from .shape_ops import gather_along
+from .shape_ops import gather_along, scatter_add_along
 
 __all__ = [
     "aminmax",
@@ -426,16 +426,130 @@ def _unique_result(values, inverse, counts, dtype, return_inverse, return_counts
     return res[0] if len(res) == 1 else tuple(res)
 
 
+# unique on a device: the same results from tensor ops (sort, compare, cumsum, nonzero, scatter), so the work
+# stays on the device and only the number of distinct values is read back (one sync, as in torch).
+def _run_starts(change: Tensor):
+    """Run ids (``cumsum(change) - 1``) and run starts (``nonzero(change)``: reads the run count) of a flag vector."""
+    import jitorch
+    group = jitorch.cumsum(change, 0) - 1
+    starts = jitorch.nonzero(change).reshape(-1)
+    return group, starts
+
+
+def _changes(keys: Tensor) -> Tensor:
+    """Along dim 0: True where an entry (a row, for 2-D keys) differs from the previous one; entry 0 is True.
+    NaN differs from everything, itself included, so NaNs are never merged."""
+    import jitorch
+    n = keys.shape[0]
+    change = jitorch.ones(n, dtype=D.bool_, device=keys.device)
+    if n > 1:
+        diff = jitorch.ne(keys[1:], keys[:-1])
+        change[1:] = R.any(diff, 1) if keys.ndim == 2 else diff  # rows of no elements are all equal
+    return change
+
+
+def _dense_ranks(keys: Tensor) -> Tensor:
+    """Each column's dense ranks along dim 0 (equal values share one, order kept): one sort for all columns."""
+    import jitorch
+    vals, order = sort(keys, 0)
+    n = keys.shape[0]
+    change = jitorch.ones(tuple(keys.shape), dtype=D.bool_, device=keys.device)
+    if n > 1:
+        change[1:] = jitorch.ne(vals[1:], vals[:-1])
+    ranks = jitorch.cumsum(change, 0) - 1
+    return scatter_add_along(ranks, order, 0, ranks.shape)  # a permutation: adding into zeros places
+
+
+def _row_keys(rows: Tensor) -> Tensor:
+    """One int64 key per row that orders rows lexicographically (equal rows, equal keys).
+
+    Columns are replaced by their dense ranks (< n), then neighbouring columns are merged pairwise
+    (``r0 * n + r1`` keeps the order and fits int64 for any n below 3e9) and re-ranked: log2(columns)
+    rounds of one batched sort each, rather than one sort per column.
+    """
+    import jitorch
+    n = rows.shape[0]
+    keys = _dense_ranks(rows)
+    while keys.shape[1] > 1:
+        merged = keys[:, 0::2][:, :keys.shape[1] // 2] * n + keys[:, 1::2]
+        if keys.shape[1] % 2:
+            merged = jitorch.cat([merged, keys[:, -1:]], 1)
+        keys = _dense_ranks(merged)
+    return keys[:, 0]
+
+
+def _unique_on_device(input: Tensor, d, return_inverse: bool, return_counts: bool, consecutive: bool):
+    """``unique``/``unique_consecutive`` for a tensor off the CPU (``d``: the wrapped dim or None)."""
+    import jitorch
+
+    from ..autograd import grad_mode
+    x = input.detach()
+    dev = x.device
+    with grad_mode.no_grad():
+        if d is None:
+            rows = x.reshape(-1)
+            inv_shape = tuple(x.shape)
+        else:
+            moved = V.movedim(x, d, 0)
+            rows = moved.reshape(moved.shape[0], math.prod(moved.shape[1:]))
+            inv_shape = (rows.shape[0],)
+        n = rows.shape[0]
+        if n == 0:
+            empty_i64 = jitorch.zeros(0, dtype=D.int64, device=dev)
+            return _pack(x.reshape(0) if d is None else x, empty_i64.reshape(inv_shape), empty_i64,
+                         return_inverse, return_counts)
+        if consecutive:
+            order = None
+            change = _changes(rows)
+        else:
+            keys = rows if d is None else (_row_keys(rows) if rows.shape[1] else
+                                           jitorch.zeros(n, dtype=D.int64, device=dev))
+            sorted_keys, order = sort(keys)
+            change = _changes(sorted_keys)
+        group, starts = _run_starts(change)
+        # the input position of each run's first element (gathers that trust their indices: no bounds read)
+        firsts = starts if order is None else gather_along(order, starts, 0)
+        if d is None:
+            values = gather_along(rows, firsts, 0)
+        else:
+            k, m = firsts.shape[0], rows.shape[1]
+            picked = gather_along(rows, V.expand(V.reshape(firsts, (k, 1)), (k, m)), 0) if m else rows[:k]
+            values = V.movedim(V.reshape(picked, (k,) + tuple(moved.shape[1:])), 0, d)
+        inverse = group if order is None else scatter_add_along(group, order, 0, (n,))
+        ends = jitorch.cat([starts[1:], jitorch.full((1,), n, dtype=D.int64, device=dev)])
+        return _pack(values.contiguous(), inverse.reshape(inv_shape), ends - starts, return_inverse,
+                     return_counts)
+
+
+def _pack(values, inverse, counts, return_inverse, return_counts):
+    res = [values]
+    if return_inverse:
+        res.append(inverse)
+    if return_counts:
+        res.append(counts)
+    return res[0] if len(res) == 1 else tuple(res)
+
+
+def _check_unique_dim(name: str, input: Tensor, dim):
+    if dim is None:
+        return None
+    if input.ndim == 0:
+        raise IndexError(f"{name}(): dimension specified as {dim} but tensor has no dimensions")
+    return wrap_dim(dim, input.ndim)
+
+
 def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False,
            dim: int | None = None):
     """Distinct elements (or distinct slices along ``dim``), sorted; NaNs are never merged, like torch."""
     _check_tensor("unique", input)
+    d = _check_unique_dim("unique", input, dim)
+    if input._data.__class__ is not np.ndarray:
+        return _unique_on_device(input, d, return_inverse, return_counts, consecutive=False)
     x = input._data
-    if dim is None:
+    if d is None:
         flat = x.reshape(-1)
         vals, inv, counts = np.unique(flat, return_inverse=True, return_counts=True, equal_nan=False)
         return _unique_result(vals, inv.reshape(x.shape), counts, input.dtype, return_inverse, return_counts)
-    d = wrap_dim(dim, input.ndim)
     vals, inv, counts = np.unique(x, return_inverse=True, return_counts=True, axis=d)
     return _unique_result(vals, inv.reshape(-1), counts, input.dtype, return_inverse, return_counts)
 
@@ -444,13 +558,16 @@ def unique_consecutive(input: Tensor, return_inverse: bool = False, return_count
                        dim: int | None = None):
     """Collapse runs of equal consecutive elements (or slices along ``dim``)."""
     _check_tensor("unique_consecutive", input)
+    d = _check_unique_dim("unique_consecutive", input, dim)
+    if input._data.__class__ is not np.ndarray:
+        return _unique_on_device(input, d, return_inverse, return_counts, consecutive=True)
     x = input._data
-    if dim is None:
+    if d is None:
         rows = x.reshape(-1, 1)
         inv_shape = x.shape
     else:
-        d = wrap_dim(dim, input.ndim)
-        rows = np.moveaxis(x, d, 0).reshape(x.shape[d] if x.ndim else 1, -1)
+        moved = np.moveaxis(x, d, 0)
+        rows = moved.reshape(x.shape[d], math.prod(moved.shape[1:]))
         inv_shape = (rows.shape[0],)
     n = rows.shape[0]
     if n == 0:
@@ -460,7 +577,7 @@ def unique_consecutive(input: Tensor, return_inverse: bool = False, return_count
     starts = np.flatnonzero(change)
     inverse = np.cumsum(change) - 1
     counts = np.diff(np.append(starts, n))
-    if dim is None:
+    if d is None:
         vals = x.reshape(-1)[starts]
     else:
         vals = np.take(x, starts, axis=d)

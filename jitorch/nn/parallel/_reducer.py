@@ -10,11 +10,15 @@ Buckets first follow the reverse of registration order; after the first
 backward they are rebuilt once in the order gradients actually became ready
 (rank 0's order, broadcast so that all ranks agree), as torch does.
 
-jitorch's autograd engine has no "final callback", so the end of backward is
-detected in the hook itself: the hook that makes the last parameter ready
-waits for all buckets and writes the averaged gradients back into ``.grad``.
-A backward that leaves a parameter without gradient never gets there; the
-next forward then raises torch's "Expected to have finished reduction" error.
+As in torch, the hook that starts the last bucket's all-reduce (and, with
+``find_unused_parameters``, the all-reduce of which parameters any rank used)
+queues a final callback on the autograd engine
+(``Variable._execution_engine.queue_callback``): after the whole backward
+pass, including the nodes that run after the last parameter's gradient, it
+waits for the buckets and writes the averaged gradients back into ``.grad``.
+A backward that leaves a parameter without gradient never starts the last
+bucket, so nothing is queued; the next forward then raises torch's "Expected
+to have finished reduction" error.
 
 A gradient that this backward created (``.grad`` was None at forward time)
 simply becomes a view of its averaged bucket slot, and the bucket takes a new
@@ -26,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._tensor import wrap
+from ...autograd.variable import Variable
 from ...distributed._mpi import mpi, typed
 from ...distributed.work import Work, wait_requests
 from ._buckets import DEFAULT_BUCKET_CAP_MB, FIRST_BUCKET_BYTES, Bucket, assign_buckets
@@ -63,6 +68,8 @@ class Reducer:
         self._next_bucket = 0
         self._unused: list[int] = []
         self._local_used = np.zeros(len(self.params), dtype=np.int32)
+        self._used = None           # with find_unused_parameters: the summed use counts being all-reduced
+        self._used_request = None
 
     def _set_buckets(self, order: list[int]) -> None:
         """Buckets over the parameters taken in ``order`` (the order their gradients are expected)."""
@@ -153,7 +160,7 @@ class Reducer:
         else:
             self._make_progress()
         if self._next_bucket == len(self.buckets):
-            self._finalize()
+            self._all_buckets_started()
 
     def _copy_into_bucket(self, i: int, bucket: Bucket, k: int) -> None:
         p = self.params[i]
@@ -181,13 +188,22 @@ class Reducer:
         if started:
             mpi().Request.Testall(started)
 
-    def _finalize(self) -> None:
-        requests = [b.request for b in self.buckets]
-        used = None
+    def _all_buckets_started(self) -> None:
+        """Every bucket's all-reduce is under way: share which parameters were used, finish after backward."""
+        self._used = self._used_request = None
         if self.find_unused:
-            used = self._local_used.copy()
             MPI = mpi()
-            requests.append(self.pg.comm.Iallreduce(MPI.IN_PLACE, [used, MPI.INT32_T], MPI.SUM))
+            self._used = self._local_used.copy()
+            self._used_request = self.pg.comm.Iallreduce(MPI.IN_PLACE, [self._used, MPI.INT32_T], MPI.SUM)
+        Variable._execution_engine.queue_callback(self._finalize)
+
+    def _finalize(self) -> None:
+        """The end-of-backward callback: wait for the all-reduces and hand the averages to ``.grad``."""
+        requests = [b.request for b in self.buckets]
+        used = self._used
+        if self._used_request is not None:
+            requests.append(self._used_request)
+        self._used = self._used_request = None
         wait_requests(requests, "DDP gradient all_reduce", self.pg)
         handed_over = set()
         for i, p in enumerate(self.params):

@@ -34,10 +34,10 @@ def draw_seed(generator=None):
 
 
 def np_rng(generator):
-    """The numpy random Generator behind a jitorch Generator (or the default)."""
-    jt = _jt()
-    gen = generator if generator is not None else jt.default_generator
-    return gen._np
+    """The numpy random Generator behind a jitorch CPU Generator (or the default); a CUDA generator is refused
+    with torch's device-mismatch error."""
+    from ...ops.random import host_rng
+    return host_rng(generator)
 
 
 def randperm_list(n, generator=None):
