@@ -83,6 +83,8 @@ def __getattr__(name):
     if name in ("save", "load"):
         from . import serialization
         return getattr(serialization, name)
+    if name in ("amp", "bfloat16", "finfo", "iinfo") or "autocast" in name:  # mixed precision (jitorch/amp)
+        return importlib.import_module("jitorch.amp")._export(name)
     if name == "OutOfMemoryError":
         from .runtime.cuda.memory import OutOfMemoryError
         return OutOfMemoryError

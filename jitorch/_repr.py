@@ -106,6 +106,8 @@ def tensor_repr(t) -> str:
     arr = t._host()  # a CUDA tensor is printed from a host copy
     if arr.dtype == np.float16:
         arr = arr.astype(np.float32)
+    elif t.dtype is jitorch.bfloat16:  # its storage holds bit patterns: print their float32 values
+        arr = jitorch._dtype.bf16_values(arr)
     summarize = arr.size > _PRINT["threshold"]
     if arr.size == 0:
         body = "[]"

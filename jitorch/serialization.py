@@ -54,6 +54,8 @@ _NUMPY_DTYPES: dict[str, np.dtype] = {
     for name in ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool",
                  "complex64", "complex128")
 }
+# NumPy has no bfloat16: its payload is the raw bit patterns as uint16 (the manifest's dtype says how to read them)
+_NUMPY_DTYPES["bfloat16"] = np.dtype(np.uint16)
 
 FileLike = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes]]
 
@@ -155,7 +157,8 @@ class _Encoder:
         if name not in _NUMPY_DTYPES:
             raise TypeError(f"save: tensors of dtype {t.dtype} are not supported")
         # A compact copy of just the visible elements: views are saved on their own.
-        arr = _c_contiguous(t.detach().cpu().numpy())
+        host = t.detach().cpu()
+        arr = _c_contiguous(host._data.view(np.uint16) if name == "bfloat16" else host.numpy())
         index = len(self.arrays)
         self.arrays.append(arr)
         self._entries.append({
@@ -362,7 +365,7 @@ def _check_entries(manifest: dict, zf: zipfile.ZipFile) -> list[dict]:
         for key in ("requires_grad", "parameter"):
             _require(type(e.get(key)) is bool, f"{where} has a non-boolean {key!r}")
         _require(isinstance(e.get("device"), str), f"{where} has no device string")
-        _require(not e["requires_grad"] or e["dtype"].startswith(("float", "complex")),
+        _require(not e["requires_grad"] or e["dtype"].startswith(("float", "bfloat", "complex")),
                  f"{where} requires grad but has dtype {e['dtype']}")
     return entries
 
@@ -512,7 +515,12 @@ def _target_device(map_location: MapLocation, tensor: Any, saved: str) -> Any:
 def _make_tensor(arr: np.ndarray, entry: dict, map_location: MapLocation) -> Any:
     import jitorch
 
-    t = jitorch.from_numpy(arr)
+    if entry["dtype"] == "bfloat16":
+        from jitorch._dtype import BF16_STORAGE
+        from jitorch._tensor import wrap
+        t = wrap(arr.view(BF16_STORAGE), jitorch.bfloat16)
+    else:
+        t = jitorch.from_numpy(arr)
     target = _target_device(map_location, t, entry["device"])
     if _is_tensor(target):
         t = target

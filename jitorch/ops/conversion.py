@@ -152,7 +152,10 @@ def fill_(self: Tensor, value) -> Tensor:
     if _state.grad_enabled:
         _check_inplace(self)
     from .creation import full
-    src = full((), value, dtype=self._dtype)  # converts (and checks) value as the CPU path does
+    if self._dtype is D.bfloat16:  # the value goes through float32, as torch's bfloat16 conversion does
+        src = wrap(D.to_storage(full((), value, dtype=D.float32)._data, D.bfloat16), D.bfloat16)
+    else:
+        src = full((), value, dtype=self._dtype)  # converts (and checks) value as the CPU path does
     if _dispatch._tracer is not None:
         _dispatch._tracer.on_copy(self, src)
     if self._device is not CPU:

@@ -2,6 +2,14 @@
 
 ``matmul`` is the one primitive: operands of rank >= 2 with broadcast batch
 dims; 1-D operands are handled by unsqueeze/squeeze around it, as torch does.
+Every product (``mm``, ``bmm``, ``mv``, ``dot``, ``addmm``, ``nn.Linear``,
+convolutions via im2col) reaches it through :func:`matmul`.
+
+Half precision: BLAS has no float16/bfloat16, so on the CPU those products run
+in float32 and round once; on CUDA cuBLAS (or the numba GEMM) reads the 16-bit
+operands and accumulates in float32.  Under ``jitorch.autocast`` each public
+product first passes its operands through the autocast policy
+(``amp/policy.py``), which casts them to the region's lower-precision dtype.
 """
 from __future__ import annotations
 
@@ -10,6 +18,8 @@ import numpy as np
 from .. import _dtype as D
 from .._dispatch import apply
 from .._tensor import Tensor
+from ..amp.autocast_mode import state as _amp
+from ..amp.policy import cast_inputs
 from ..runtime import blas
 from .registry import impl, kernel_op
 
@@ -25,12 +35,15 @@ def _matmul_vjp(c, g):
 
 
 MATMUL = kernel_op("matmul", nin=2, vjp=_matmul_vjp, node_name="MmBackward0")
+MATMUL.bf16_native = True  # both implementations read bfloat16 bits themselves
 
 
 @impl("matmul")
 def _matmul_cpu(a, b):
     if a.dtype == np.float16:  # BLAS has no half: compute in float32
         return blas.matmul(a.astype(np.float32), b.astype(np.float32)).astype(np.float16)
+    if a.dtype == D.BF16_STORAGE:
+        return D.to_storage(blas.matmul(D.bf16_values(a), D.bf16_values(b)), D.bfloat16)
     return blas.matmul(a, b)
 
 
@@ -45,6 +58,8 @@ def _check(a, b, name):
 
 def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """Matrix product with torch's 1-D and batch-broadcasting rules."""
+    if _amp.active:
+        input, other = cast_inputs("matmul", input, other)
     _check(input, other, "matmul")
     a, b = input, other
     if a.ndim == 0 or b.ndim == 0:
@@ -80,10 +95,14 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
 def mm(input: Tensor, mat2: Tensor, *, out=None) -> Tensor:
     if input.ndim != 2 or mat2.ndim != 2:
         raise RuntimeError(f"{'self' if input.ndim != 2 else 'mat2'} must be a matrix")
+    if _amp.active:
+        input, mat2 = cast_inputs("mm", input, mat2)
     return matmul(input, mat2, out=out)
 
 
 def bmm(input: Tensor, mat2: Tensor, *, out=None) -> Tensor:
+    if _amp.active:
+        input, mat2 = cast_inputs("bmm", input, mat2)
     if input.ndim != 3 or mat2.ndim != 3:
         raise RuntimeError(f"batch1 must be a 3D tensor" if input.ndim != 3 else "batch2 must be a 3D tensor")
     if input.shape[0] != mat2.shape[0]:
@@ -95,17 +114,31 @@ def bmm(input: Tensor, mat2: Tensor, *, out=None) -> Tensor:
 def mv(input: Tensor, vec: Tensor) -> Tensor:
     if input.ndim != 2 or vec.ndim != 1:
         raise RuntimeError("vector + matrix @ vector expected, got " + f"{input.ndim}, {vec.ndim}")
-    return matmul(input, vec)
+    if _amp.active:
+        input, vec = cast_inputs("mv", input, vec)
+    return _no_autocast(matmul, input, vec)
+
+
+def _no_autocast(fn, *args):
+    """``fn(*args)`` with autocast off: products that torch does not lower on this device stay as they are."""
+    if not _amp.active:
+        return fn(*args)
+    from ..amp.autocast_mode import autocast
+    dev = next(a for a in args if isinstance(a, Tensor)).device.type
+    with autocast(dev, enabled=False):
+        return fn(*args)
 
 
 def dot(input: Tensor, other: Tensor) -> Tensor:
+    if _amp.active:
+        input, other = cast_inputs("dot", input, other)
     if input.ndim != 1 or other.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D tensors")
     if input.shape[0] != other.shape[0]:
         raise RuntimeError(f"inconsistent tensor size, expected tensor [{input.shape[0]}] and src [{other.shape[0]}] "
                            "to have the same number of elements, but got "
                            f"{input.shape[0]} and {other.shape[0]} elements respectively")
-    return matmul(input, other)
+    return _no_autocast(matmul, input, other)
 
 
 inner = dot
@@ -121,6 +154,8 @@ ger = outer
 
 def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
     """``beta * input + alpha * (mat1 @ mat2)``."""
+    if _amp.active:
+        input, mat1, mat2 = cast_inputs("addmm", input, mat1, mat2)
     r = mm(mat1, mat2)
     if alpha != 1:
         r = r * alpha
@@ -130,11 +165,15 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
 
 
 def addmv(input, mat, vec, *, beta=1, alpha=1):
+    if _amp.active:
+        input, mat, vec = cast_inputs("addmv", input, mat, vec)
     r = mv(mat, vec)
     return (input * beta if beta != 1 else input) + (r * alpha if alpha != 1 else r)
 
 
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    if _amp.active:
+        input, batch1, batch2 = cast_inputs("baddbmm", input, batch1, batch2)
     r = bmm(batch1, batch2)
     if alpha != 1:
         r = r * alpha
@@ -144,5 +183,7 @@ def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
 
 
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
-    r = bmm(batch1, batch2).sum(0)
+    if _amp.active:
+        input, batch1, batch2 = cast_inputs("addbmm", input, batch1, batch2)
+    r = _no_autocast(lambda b1, b2: bmm(b1, b2).sum(0), batch1, batch2)  # the batch sum keeps the product's dtype
     return (input * beta if beta != 1 else input) + (r * alpha if alpha != 1 else r)

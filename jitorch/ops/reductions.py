@@ -1,7 +1,13 @@
 """Reduction primitives (sum, prod, amax, amin, all, any) and composites built on them.
 
 A reduction runs one generated kernel over a (outer, reduced, inner) view of
-its input; see ``runtime.codegen_cpu.render_reduce``.
+its input; see ``runtime.codegen_cpu.render_reduce``.  float16 and bfloat16
+inputs are read as float32 (sums in float64) and the result rounded once.
+
+Under ``jitorch.autocast`` the public entry points pass their input through the
+autocast policy (``amp/policy.py``: on CUDA sum, prod, softmax, log_softmax,
+logsumexp and norm run in float32, as in torch); composites call the
+policy-free ``_sum`` so that e.g. ``mean`` keeps its input's dtype.
 """
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ import numpy as np
 from .. import _dtype as D
 from .._dispatch import apply
 from .._tensor import Tensor, wrap_dim
+from ..amp.autocast_mode import state as _amp
+from ..amp.policy import cast_inputs
 from ..runtime import cpu
 from .registry import impl, kernel_op
 
@@ -72,7 +80,7 @@ def _acc_dtype(kind, dt):
     if kind == "sum" or kind == "prod":
         # float32 sums accumulate in float64: accurate, and still vectorized
         return _F64_NP if dt.is_floating_point else _I64_NP
-    return _F32_NP if dt is D.float16 else dt.numpy_dtype
+    return _F32_NP if dt is D.float16 or dt is D.bfloat16 else dt.numpy_dtype
 
 
 def _out_shape(shp, dims, keepdim):
@@ -85,7 +93,8 @@ def _reduce_impl(kind):
     def run(x, dims, keepdim, out_dtype):
         out_np = out_dtype
         dt = D.from_numpy(x.dtype)
-        src = x.astype(np.float32) if dt is D.float16 else x
+        # half and bfloat16 are read as float32 (the kernels have no 16-bit float arithmetic)
+        src = x.astype(np.float32) if dt is D.float16 else D.bf16_values(x) if dt is D.bfloat16 else x
         shape = _out_shape(x.shape, dims, keepdim)
         if x.ndim == 0:
             src = src.reshape(1, 1, 1)
@@ -100,10 +109,11 @@ def _reduce_impl(kind):
             s = _INT_MINMAX[kind]
             spec = (s[0].format(lo=lo, hi=hi),) + s[1:]
         acc = _acc_dtype(kind, dt)
-        kern_out = _F32_NP if out_np == np.float16 else out_np
+        half_out = out_np == np.float16 or out_np == D.BF16_STORAGE
+        kern_out = _F32_NP if half_out else out_np
         res = cpu.run_reduce(kind, spec, src, acc, kern_out)
         if res.dtype != out_np:
-            res = res.astype(out_np)
+            res = D.to_storage(res, D.from_numpy(np.dtype(out_np)))
         return res.reshape(shape)
     return run
 
@@ -161,7 +171,8 @@ def _prod_vjp_flat(flat, g):
     return g * left * right
 
 
-SUM = kernel_op("sum", vjp=lambda c, g: (_expand_grad(g, c),), saves="none")
+# the gradient takes the input's dtype (a half sum may have produced a float32 result, see mean)
+SUM = kernel_op("sum", vjp=lambda c, g: (_expand_grad(g, c).to(c.in_meta[0][1]),), saves="none")
 PROD = kernel_op("prod", vjp=_prod_vjp, saves="both")
 AMAX = kernel_op("amax", vjp=_minmax_vjp, saves="both")
 AMIN = kernel_op("amin", vjp=_minmax_vjp, saves="both")
@@ -169,6 +180,8 @@ ALL = kernel_op("all", differentiable=False)
 ANY = kernel_op("any", differentiable=False)
 for _k in ("sum", "prod", "amax", "amin", "all", "any"):
     impl(_k)(_reduce_impl(_k))
+for _op in (SUM, PROD, AMAX, AMIN, ALL, ANY):
+    _op.bf16_native = True  # the implementations read bfloat16 bits themselves
 
 
 def _reduce(op, input, dim, keepdim, out_dtype):
@@ -180,6 +193,13 @@ def _reduce(op, input, dim, keepdim, out_dtype):
 
 def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
     """Sum over ``dim`` (all dims by default). Integer and bool sums give int64, like torch."""
+    if _amp.active and dtype is None:
+        input = cast_inputs("sum", input)
+    return _sum(input, dim, keepdim, dtype=dtype)
+
+
+def _sum(input, dim=None, keepdim=False, *, dtype=None):
+    """``sum`` without the autocast policy (for composites whose result keeps the input's dtype)."""
     if dtype is not None:
         input = input.to(dtype)
     dt = input.dtype
@@ -187,9 +207,9 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
     return _reduce(SUM, input, dim, keepdim, odt.numpy_dtype)
 
 
-
-
 def prod(input, dim=None, keepdim=False, *, dtype=None):
+    if _amp.active and dtype is None and isinstance(input, Tensor):
+        input = cast_inputs("prod", input)
     if dtype is not None:
         input = input.to(dtype)
     dt = input.dtype
@@ -241,7 +261,11 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
             "mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
             f"dtype. Got: {D.type_word(input.dtype)}")
     n = _count(input, dim)
-    return sum(input, dim, keepdim) / n if n else sum(input, dim, keepdim) * float("nan")
+    if input.dtype is D.float16 or input.dtype is D.bfloat16:
+        # sum and division in float32, one rounding at the end (as torch): not the half sum, rounded twice
+        s = _reduce(SUM, input, dim, keepdim, _F32_NP)
+        return (s / n if n else s * float("nan")).to(input.dtype)
+    return _sum(input, dim, keepdim) / n if n else _sum(input, dim, keepdim) * float("nan")
 
 
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -253,8 +277,8 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     n = _count(input, dim)
     mu = mean(input, dim, keepdim=True)
     d = input - mu
-    return sum(d * d, dim, keepdim) / max(n - correction, 0) if n - correction > 0 else \
-        sum(d * d, dim, keepdim) / 0.0
+    return _sum(d * d, dim, keepdim) / max(n - correction, 0) if n - correction > 0 else \
+        _sum(d * d, dim, keepdim) / 0.0
 
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -271,15 +295,17 @@ def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 def logsumexp(input, dim, keepdim=False):
     """``log(sum(exp(x)))`` computed stably (shifted by the max)."""
+    if _amp.active:
+        input = cast_inputs("logsumexp", input)
     if not input.dtype.is_floating_point:
         input = input.to(D.get_default_dtype())
     import jitorch as J
     if _count(input, dim) == 0:  # no max to shift by: the sum is 0 and the result -inf
-        s = sum(input.exp(), dim, keepdim=True).log()
+        s = _sum(input.exp(), dim, keepdim=True).log()
     else:
         m = amax(input, dim, keepdim=True).detach()
         m = J.where(J.isfinite(m), m, 0.0)
-        s = sum((input - m).exp(), dim, keepdim=True).log() + m
+        s = _sum((input - m).exp(), dim, keepdim=True).log() + m
     if not keepdim:
         s = s.squeeze(normalize_dims(dim, input.ndim)) if input.ndim else s
     return s
@@ -294,6 +320,8 @@ def _softmax_dtype_check(name, input, dim):
 
 def softmax(input, dim=None, dtype=None, _stacklevel=3):
     """``exp(x - max) / sum(exp(x - max))`` along ``dim``."""
+    if _amp.active and dtype is None:
+        input = cast_inputs("softmax", input)
     if dtype is not None:
         input = input.to(dtype)
     if dim is None:
@@ -301,11 +329,13 @@ def softmax(input, dim=None, dtype=None, _stacklevel=3):
     _softmax_dtype_check("softmax", input, dim)
     m = amax(input, dim, keepdim=True).detach()
     e = (input - m).exp()
-    return e / sum(e, dim, keepdim=True)
+    return e / _sum(e, dim, keepdim=True)
 
 
 def log_softmax(input, dim=None, dtype=None, _stacklevel=3):
     """``x - logsumexp(x)`` along ``dim``."""
+    if _amp.active and dtype is None:
+        input = cast_inputs("log_softmax", input)
     if dtype is not None:
         input = input.to(dtype)
     if dim is None:
@@ -313,11 +343,13 @@ def log_softmax(input, dim=None, dtype=None, _stacklevel=3):
     _softmax_dtype_check("log_softmax", input, dim)
     m = amax(input, dim, keepdim=True).detach()
     shifted = input - m
-    return shifted - sum(shifted.exp(), dim, keepdim=True).log()
+    return shifted - _sum(shifted.exp(), dim, keepdim=True).log()
 
 
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     """Vector p-norm over ``dim`` (``'fro'`` and 2 are the Euclidean norm)."""
+    if _amp.active and dtype is None:
+        input = cast_inputs("norm", input)
     if dtype is not None:
         input = input.to(dtype)
     if not input.dtype.is_floating_point:
@@ -330,12 +362,12 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     if p == float("-inf"):
         return amin(input.abs(), dim if dim is not None else (), keepdim)
     if p == 1:
-        return sum(input.abs(), dim, keepdim)
+        return _sum(input.abs(), dim, keepdim)
     if p == 0:
-        return sum((input != 0).to(input.dtype), dim, keepdim)
+        return _sum((input != 0).to(input.dtype), dim, keepdim)
     if p == "nuc":
         raise NotImplementedError("nuclear norm is not supported")
-    return sum(input.abs() ** p, dim, keepdim) ** (1.0 / p)
+    return _sum(input.abs() ** p, dim, keepdim) ** (1.0 / p)
 
 
 def sum_to_size(input, *size):
@@ -351,7 +383,7 @@ def sum_to_size(input, *size):
     for i, s in enumerate(size):
         if s != 1 and shp[lead + i] != s:
             raise RuntimeError(f"size {list(size)} is not expandable to size {list(shp)}")
-    r = sum(input, dims, keepdim=True) if dims else input
+    r = _sum(input, dims, keepdim=True) if dims else input
     if lead:
         r = r.reshape(size)
     return r
@@ -369,9 +401,11 @@ def _norm2_vjp(c, g):
 
 
 NORM2 = kernel_op("norm2", vjp=_norm2_vjp, saves="both", node_name="NormBackward1")
+NORM2.bf16_native = True
 
 
 @impl("norm2")
 def _norm2_impl(x, dims, keepdim, out_dtype):
-    sq = np.square(x.astype(np.float64))
-    return np.asarray(np.sqrt(_reduce_impl("sum")(sq, dims, keepdim, np.dtype(np.float64)))).astype(out_dtype)
+    sq = np.square(D.host_values(x).astype(np.float64))
+    res = np.asarray(np.sqrt(_reduce_impl("sum")(sq, dims, keepdim, np.dtype(np.float64))))
+    return D.to_storage(res, D.from_numpy(np.dtype(out_dtype)))

@@ -6,7 +6,7 @@ plain, readable Python: ``JITORCH_LOGS=code`` prints it.
 """
 from __future__ import annotations
 
-from .codegen_common import cast, np_name  # noqa: F401 - shared with the CUDA code generator
+from .codegen_common import cast, np_name, uses_bf16  # noqa: F401 - shared with the CUDA code generator
 
 HEADER = (
     "import math\n"
@@ -14,6 +14,19 @@ HEADER = (
     "from numba import njit, prange\n"
     "from jitorch.runtime.vmath import exp32, tanh32, sigmoid32, radd, rmul, rmax, rmin\n"
 )
+
+
+def header_for(body: str) -> str:
+    """The module header a kernel ``body`` needs: :data:`HEADER`, plus the bfloat16 helpers when it calls them.
+
+    Only kernels that touch bfloat16 get the extra import (stamped with the
+    helpers' version, which keys the disk cache), so every other kernel's source,
+    and its cached machine code, stays as it was.
+    """
+    if not uses_bf16(body):
+        return HEADER
+    from .bf16 import source_version
+    return HEADER + f"from jitorch.runtime.bf16 import bf16_to_f32, f32_to_bf16  # bf16 {source_version()}\n"
 
 # error_model='numpy': no zero-division checks, which would block vectorization
 JIT_FLAGS = "cache=True, nogil=True, error_model='numpy'"
@@ -62,7 +75,8 @@ def render_elementwise(name: str, inputs, outputs, body, mode: str, parallel: bo
         lines.append(f"{ind2}{stmt}")
     for k, (o, odt, ldt) in enumerate(outputs):
         lines.append(f"{ind2}{o}{index} = {cast(f'y{k}', ldt, odt)}")
-    return HEADER + "\n\n" + "\n".join(lines) + "\n"
+    body = "\n".join(lines) + "\n"
+    return header_for(body) + "\n\n" + body
 
 
 def render_reduce(name: str, in_dtype, acc_dtype, out_dtype, init: str, combine: str, finalize: str,
@@ -83,7 +97,7 @@ def render_reduce(name: str, in_dtype, acc_dtype, out_dtype, init: str, combine:
     v_row = pre.format(x=cast("x[o, j, 0]", in_dtype, acc_dtype))
     # reassociation lets LLVM split a sum into vector lanes; never for max/min (NaN order)
     flags = JIT_FLAGS + (", fastmath={'reassoc', 'contract'}" if reassociate else "")
-    return HEADER + f"""
+    return header_for(v) + f"""
 
 @njit({flags})
 def {name}(x, out):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._dtype import BF16_STORAGE, bfloat16
 from . import codegen_common, kernel_cache
 from .codegen_cpu import np_name, render_elementwise, render_reduce
 
@@ -18,6 +19,8 @@ PARALLEL_THRESHOLD = 1 << 20
 
 _F32 = np.dtype(np.float32)
 _F16 = np.dtype(np.float16)
+_BF16 = BF16_STORAGE
+_U16 = np.dtype(np.uint16)
 
 
 def elementwise_source(op, in_dts, compute, out_dt, mode, parallel) -> tuple[str, str]:
@@ -47,7 +50,14 @@ def run_elementwise(op, operands, compute, out_dt, shape, out=None):
     ``compute``: jitorch dtype the expression is evaluated in; ``out_dt``:
     NumPy dtype of the result; ``shape``: broadcast result shape; ``out``:
     an existing array to write (in-place ops and ``out=``).
+
+    bfloat16 arrays reach the kernel as uint16 views of their bits, converted
+    on load and store inside it (see ``runtime/bf16.py``); its math is float32.
     """
+    bf16 = False
+    if compute is bfloat16:
+        from .._dtype import float32
+        compute, bf16 = float32, True
     cnp = compute.numpy_dtype
     if cnp == _F16:  # Numba has no CPU float16 arithmetic: compute in float32
         from .._dtype import float32
@@ -62,11 +72,17 @@ def run_elementwise(op, operands, compute, out_dt, shape, out=None):
     flat = True
     for o in operands:
         if isinstance(o, np.ndarray):
-            if o.dtype == _F16:
-                o = o.astype(_F32)
+            dt = o.dtype
+            if o.itemsize == 2:  # float16 or bfloat16 (or int16): the cheap test first
+                if dt == _F16:
+                    o = o.astype(_F32)
+                    dt = _F32
+                elif dt == _BF16:
+                    o = o.view(_U16)
+                    bf16 = True
             if o.shape != shape or not o.flags.c_contiguous:
                 flat = False
-            in_dts.append(o.dtype)
+            in_dts.append(dt)
             arrays.append(o)
         else:
             in_dts.append(None)
@@ -75,12 +91,20 @@ def run_elementwise(op, operands, compute, out_dt, shape, out=None):
     target = out
     if out is None:
         result = target = np.empty(shape, dtype=out_dt)
-    elif out.dtype == _F16 or not out.flags.c_contiguous:
+    elif not out.flags.c_contiguous or out.dtype == _F16:
         flat = False
-    if target.dtype == _F16:
-        target = np.empty(shape, dtype=_F32)
+    out_np = target.dtype
+    if target.itemsize == 2:
+        if out_np == _F16:
+            target = np.empty(shape, dtype=_F32)
+            out_np = _F32
+        elif out_np == _BF16:
+            target = target.view(_U16)  # written through the view: the result needs no copy back
+            bf16 = True
     n = target.size
     if n == 0:
+        return result
+    if bf16 and out_np == _BF16 and _bf16_copy(op, compute, operands, in_dts, arrays, target):
         return result
     if flat:
         mode = "flat"
@@ -94,8 +118,9 @@ def run_elementwise(op, operands, compute, out_dt, shape, out=None):
             target_view = target
         mode = f"nd{target_view.ndim}"
         parallel = n >= PARALLEL_THRESHOLD and target_view.ndim > 0 and target_view.shape[0] > 1
-    out_np = target.dtype
     key = (tuple(in_dts), cnp, out_np, mode, parallel, target.ndim)
+    if bf16:  # never the key the eager fast path looks up (it has no bfloat16 kernels)
+        key = ("bf16",) + key
     if not flat:  # strided operands: the entry point depends on each array's layout
         key = key + kernel_cache.layout_key(arrays) + kernel_cache.layout_key((target_view,))
     ep = op.kernels.get(key)
@@ -106,9 +131,22 @@ def run_elementwise(op, operands, compute, out_dt, shape, out=None):
         op.kernels[key] = kernel_cache.entry_point(disp, args)
     else:
         ep(*args)
-    if target is not result:
+    if target is not result and out_np != _BF16:
         result[...] = target
     return result
+
+
+def _bf16_copy(op, compute, operands, in_dts, arrays, target) -> bool:
+    """A copy op (template ``{k}``) from a bfloat16 operand into bfloat16: copy the bits (NaN payloads
+    included) instead of converting through float32.  Returns whether it handled the call."""
+    expr = op.template(compute)
+    if len(expr) != 3 or expr[0] != "{" or expr[2] != "}" or not expr[1].isdigit():
+        return False
+    k = int(expr[1])
+    if in_dts[k] != _BF16:
+        return False
+    np.copyto(target, arrays[k])  # uint16 views; the operand broadcasts to the target
+    return True
 
 
 _as_strided = np.lib.stride_tricks.as_strided

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codegen_common import cast, np_name
+from ..codegen_common import cast, is_bf16, np_name, uses_bf16
 from . import cuda_vmath
 
 _VERSION = cuda_vmath.source_version()
@@ -30,6 +30,16 @@ HEADER = (
     "from jitorch.runtime.cuda.cuda_vmath import exp32, tanh32, sigmoid32, fma, mul_rn\n"
 )
 
+
+
+def header_for(body: str) -> str:
+    """:data:`HEADER`, plus the bfloat16 helpers (stamped with their version) when ``body`` calls them."""
+    if not uses_bf16(body):
+        return HEADER
+    from . import bf16
+    return HEADER + f"from jitorch.runtime.cuda.bf16 import bf16_to_f32, f32_to_bf16  # bf16 {bf16.source_version()}\n"
+
+
 # kernels are compiled with explicit signatures; cache=True keeps the cubin on disk
 # beside the generated file (numba-cuda keys it by the file's mtime and size, and
 # generated files are written once and never changed)
@@ -39,12 +49,15 @@ _BOOL = np.dtype(bool)
 _U8 = np.dtype(np.uint8)
 _F16 = np.dtype(np.float16)
 _F32 = np.dtype(np.float32)
+_U16 = np.dtype(np.uint16)
 
 
 def memory_dtype(dt) -> np.dtype:
-    """The element type a kernel reads and writes for arrays of ``dt`` (bools as bytes)."""
+    """The element type a kernel reads and writes for arrays of ``dt`` (bools as bytes, bfloat16 as uint16 bits)."""
     dt = np.dtype(dt)
-    return _U8 if dt == _BOOL else dt
+    if dt == _BOOL:
+        return _U8
+    return _U16 if is_bf16(dt) else dt
 
 
 def load(ref: str, dt, to_dt) -> str:
@@ -54,7 +67,7 @@ def load(ref: str, dt, to_dt) -> str:
         return cast(f"({ref} != 0)", _BOOL, to_dt)
     if dt == _F16:  # half goes through float32 (numba.cuda converts half <-> float32 natively)
         return cast(f"np.float32({ref})", _F32, to_dt)
-    return cast(ref, dt, to_dt)
+    return cast(ref, dt, to_dt)  # bfloat16 bits: bf16_to_f32 (codegen_common.cast)
 
 
 def store(ref: str, expr: str, from_dt, dt) -> str:
@@ -62,7 +75,7 @@ def store(ref: str, expr: str, from_dt, dt) -> str:
     from_dt, dt = np.dtype(from_dt), np.dtype(dt)
     if dt == _BOOL:
         return f"{ref} = np.uint8({cast(expr, from_dt, _BOOL)})"
-    if dt == _F16 and from_dt != _F16 and from_dt != _F32:
+    if dt == _F16 and from_dt != _F16 and from_dt != _F32 and not is_bf16(from_dt):
         expr = f"np.float32({expr})"
         from_dt = _F32
     return f"{ref} = {cast(expr, from_dt, dt)}"
@@ -136,7 +149,8 @@ def render_elementwise(name: str, inputs, outputs, body, mode: str) -> str:
     for k, (o, odt, ldt) in enumerate(outputs):
         lines.append(f"{ind}{store(f'{o}[{index(o)}]', f'y{k}', ldt, odt)}")
     lines.append(f"{ind}i += step")
-    return HEADER + "\n\n" + "\n".join(lines) + "\n"
+    body = "\n".join(lines) + "\n"
+    return header_for(body) + "\n\n" + body
 
 
 # -- reductions -------------------------------------------------------------------------------------
@@ -232,7 +246,8 @@ def render_reduce(name: str, in_dt, acc_dt, out_dt, spec, kept: int, red: int, s
         lines += [f"{ind}t = {elem}", f"{ind}a = {acc}({comb('a', 't')})"]
         ind = "        "
         lines += [write(ind, "a"), f"{ind}v += step"]
-        return HEADER + "\n\n" + "\n".join(lines) + "\n"
+        body = "\n".join(lines) + "\n"
+        return header_for(body) + "\n\n" + body
 
     ind = "        "
     lines += [f"    sm = cuda.shared.array({threads}, {acc})",
@@ -273,4 +288,5 @@ def render_reduce(name: str, in_dt, acc_dt, out_dt, spec, kept: int, red: int, s
         lines += [f"{ind}if tid == 0:", write(ind + "    ", "sm[0]")]
     lines += [f"{ind}cuda.syncthreads()",  # the next row reuses sm
               f"{ind}v += cuda.gridDim.x"]
-    return HEADER + "\n\n" + "\n".join(lines) + "\n"
+    body = "\n".join(lines) + "\n"
+    return header_for(body) + "\n\n" + body

@@ -13,14 +13,19 @@ view can reach, an element offset and element strides).
 
 Casts are the kernel's assignment ``dst[d] = src[s]``: numba converts like C
 (float to int truncates toward zero, anything to bool is ``!= 0``, NaN to bool
-is True), which is what torch does for values in range.
+is True), which is what torch does for values in range.  bfloat16 arrays are
+read and written as uint16 bits and converted through float32 in the kernel
+(``cuda/bf16.py``), as torch's casts to and from bfloat16 go through float.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..._dtype import bf16_bits, is_bf16
 from . import driver, launch
 from .array import CudaArray, empty
+
+_U16 = np.dtype(np.uint16)
 
 _KERNELS: dict = {}  # (kind, ndim) -> typed_kernels.Kernel
 
@@ -28,23 +33,29 @@ _KERNELS: dict = {}  # (kind, ndim) -> typed_kernels.Kernel
 def _kernel_source(kind: str, ndim: int) -> str:
     # the loop nest is unrolled per rank by generating the source, so no tuple indexing
     # by a runtime value (which numba.cuda lowers poorly) is needed
-    if kind in ("copy", "copy_via_int64"):
-        head = "def kernel(dst, dst_off, dst_st, src, src_off, src_st, shape, n):"
-        # float -> integer goes through int64, so out-of-range values wrap as in torch (300. -> uint8 44)
-        body = "        dst[d] = src[s]" if kind == "copy" else "        dst[d] = int64(src[s])"
-    else:
+    # float -> integer goes through int64, so out-of-range values wrap as in torch (300. -> uint8 44)
+    bodies = {"copy": "dst[d] = src[s]", "copy_via_int64": "dst[d] = int64(src[s])",
+              "from_bf16": "dst[d] = bf16_to_f32(src[s])", "from_bf16_via_int64": "dst[d] = int64(bf16_to_f32(src[s]))",
+              "to_bf16": "dst[d] = f32_to_bf16(float32(src[s]))", "fill": "dst[d] = value"}
+    if kind == "fill":
         head = "def kernel(dst, dst_off, dst_st, value, shape, n):"
-        body = "        dst[d] = value"
+    else:
+        head = "def kernel(dst, dst_off, dst_st, src, src_off, src_st, shape, n):"
+    body = "        " + bodies[kind]
     lines = ["from numba import cuda",
-             "from numpy import int64",
-             "",
-             "",
-             head,
-             "    i = cuda.grid(1)",
-             "    step = cuda.gridsize(1)",
-             "    while i < n:",
-             "        rem = i",
-             "        d = dst_off"]
+             "from numpy import int64"]
+    if "bf16" in kind:
+        from . import bf16
+        lines += ["from numpy import float32",
+                  f"from jitorch.runtime.cuda.bf16 import bf16_to_f32, f32_to_bf16  # bf16 {bf16.source_version()}"]
+    lines += ["",
+              "",
+              head,
+              "    i = cuda.grid(1)",
+              "    step = cuda.gridsize(1)",
+              "    while i < n:",
+              "        rem = i",
+              "        d = dst_off"]
     if kind != "fill":
         lines.append("        s = src_off")
     for k in reversed(range(ndim)):
@@ -88,11 +99,25 @@ def copy_into(dst: CudaArray, src: CudaArray) -> None:
         return
     flat = dst.flags.c_contiguous and src.flags.c_contiguous
     shape = (n,) if flat else (dst.shape or (1,))
+    kind = "copy_via_int64" if src.dtype.kind == "f" and dst.dtype.kind in "iu" else "copy"
+    if dst.itemsize == 2 or src.itemsize == 2:  # the cheap test first: bfloat16 has itemsize 2
+        kind, dst, src = _bf16_copy(kind, dst, src)
     dbuf, doff, dst_st = _operand(dst, flat)
     sbuf, soff, src_st = _operand(src, flat)
     blocks, threads = launch.config(n)
-    kind = "copy_via_int64" if src.dtype.kind == "f" and dst.dtype.kind in "iu" else "copy"
     _kernel(kind, len(shape))(blocks, threads, dbuf, doff, dst_st, sbuf, soff, src_st, shape, n)
+
+
+def _bf16_copy(kind: str, dst: CudaArray, src: CudaArray):
+    """(kernel kind, dst, src) for a copy involving bfloat16: its arrays as uint16 bits, converted in the kernel."""
+    from_bf, to_bf = is_bf16(src.dtype), is_bf16(dst.dtype)
+    if from_bf and to_bf:
+        return "copy", dst.view(_U16), src.view(_U16)
+    if from_bf:
+        return ("from_bf16_via_int64" if dst.dtype.kind in "iu" else "from_bf16"), dst, src.view(_U16)
+    if to_bf:
+        return "to_bf16", dst.view(_U16), src
+    return kind, dst, src
 
 
 def _driver():
@@ -150,8 +175,15 @@ def to_host(a: CudaArray) -> np.ndarray:
 
 
 def host_scalar(value, dtype) -> np.generic:
-    """``value`` converted to ``dtype`` the way torch's fill does (integers wrap, floats truncate)."""
+    """``value`` converted to ``dtype`` the way torch's fill does (integers wrap, floats truncate).
+
+    For bfloat16 the result is its bit pattern, a ``np.uint16``.
+    """
     dtype = np.dtype(dtype)
+    if is_bf16(dtype):
+        if isinstance(value, np.void):  # already a bfloat16 element (a 0-d storage array's item)
+            return np.uint16(value[0])
+        return bf16_bits(float(value))[()]
     if dtype.kind in "iu" and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         bits = dtype.itemsize * 8
         value = int(value) & ((1 << bits) - 1)
@@ -169,6 +201,8 @@ def fill(a: CudaArray, value) -> None:
     if a.size == 0:
         return
     v = host_scalar(value, a.dtype)
+    if is_bf16(a.dtype):
+        a = a.view(_U16)
     if a.flags.c_contiguous:
         if driver.simulated():
             a.dev._ary[...] = v

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 OP_N, OP_T = 0, 1
-_CUDA_R_32F, _CUDA_R_64F, _CUDA_R_16F = 0, 1, 2
+_CUDA_R_32F, _CUDA_R_64F, _CUDA_R_16F, _CUDA_R_16BF = 0, 1, 2, 14
 _COMPUTE_32F, _COMPUTE_32F_FAST_TF32 = 68, 77
 _GEMM_DEFAULT = -1
 _DEFAULT_MATH, _TF32_TENSOR_OP_MATH = 0, 3
@@ -258,11 +258,13 @@ def run(p: Plan, a_ptr: int, b_ptr: int, c_ptr: int, dtype: np.dtype, stream_han
             st = fn(h, *dims, ctypes.byref(one), A, i32(c.ld_first), i64(c.stride_first), B, i32(c.ld_second),
                     i64(c.stride_second), ctypes.byref(zero), C, i32(c.ldc), i64(c.stride_c), i32(c.batch))
             _check(st, fn.__name__)
-        elif dtype == np.float16:
+        elif dtype == np.float16 or dtype.names == ("bfloat16",):
+            # half and bfloat16 operands, float32 accumulation (CUBLAS_COMPUTE_32F), one rounding of C
+            dt = i32(_CUDA_R_16F if dtype == np.float16 else _CUDA_R_16BF)
             one, zero = ctypes.c_float(1.0), ctypes.c_float(0.0)
             st = lib.cublasGemmStridedBatchedEx(
-                h, *dims, ctypes.byref(one), A, i32(_CUDA_R_16F), i32(c.ld_first), i64(c.stride_first), B,
-                i32(_CUDA_R_16F), i32(c.ld_second), i64(c.stride_second), ctypes.byref(zero), C, i32(_CUDA_R_16F),
+                h, *dims, ctypes.byref(one), A, dt, i32(c.ld_first), i64(c.stride_first), B,
+                dt, i32(c.ld_second), i64(c.stride_second), ctypes.byref(zero), C, dt,
                 i32(c.ldc), i64(c.stride_c), i32(c.batch), i32(_COMPUTE_32F), i32(_GEMM_DEFAULT))
             _check(st, "cublasGemmStridedBatchedEx")
         else:

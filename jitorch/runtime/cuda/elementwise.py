@@ -7,19 +7,22 @@ the ``flat`` kernel runs a grid-stride loop over ``n`` elements; otherwise the
 applies each array's element strides (0 where it broadcasts).  Merging first
 means most strided calls run with k = 1 or 2.
 
-float16 computes in float32 and rounds on store, as torch's CUDA kernels do
-(their "opmath" type for half is float).
+float16 and bfloat16 compute in float32 and round on store, as torch's CUDA
+kernels do (their "opmath" type for both is float); bfloat16 bits are
+converted inside the kernel (``codegen.load``/``store``, ``cuda/bf16.py``).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ... import _dtype
 from .. import codegen_common as cg
 from . import array, codegen, dispatch_cache, launch
 from .array import CudaArray
 
 _F16 = np.dtype(np.float16)
 _F32 = np.dtype(np.float32)
+_BF16 = _dtype.bfloat16
 _CSTRIDES: dict = {}
 
 
@@ -99,9 +102,8 @@ def run_elementwise(op, operands, compute, out_np_dtype, shape, out=None) -> Cud
     existing CudaArray of ``shape`` to write (in-place ops, ``out=``; any layout).
     """
     cnp = compute.numpy_dtype
-    if cnp is _F16 or cnp == _F16:
-        from ..._dtype import float32
-        compute = float32
+    if compute is _BF16 or cnp is _F16 or cnp == _F16:
+        compute = _dtype.float32
         cnp = _F32
     shape = tuple(shape)
     result = out if out is not None else array.empty(shape, out_np_dtype)

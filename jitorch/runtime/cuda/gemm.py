@@ -11,7 +11,8 @@ local memory), written to the kernel cache directory and disk-cached by
 numba.  A thread's micro-tile is strided across the block tile (rows ``ty +
 i*RY``, columns ``tx + j*RX``), which makes shared-memory reads conflict-free
 and the stores of ``C`` coalesced.  Accumulation is in float32 for
-float16/float32 and float64 for float64.
+float16/bfloat16/float32 and float64 for float64; bfloat16 operands are read as
+uint16 bits and converted in the tile loads, and ``C`` is rounded once on store.
 
 Batch dims broadcast (a stride of 0 for a broadcast operand) and are walked by
 ``blockIdx.z`` with a grid-stride loop.  ``JITORCH_CUDA_GEMM=numba|cublas``
@@ -24,6 +25,7 @@ import os
 
 import numpy as np
 
+from ..codegen_common import is_bf16
 from . import cublas, driver
 from .array import CudaArray, empty
 from .typed_kernels import Kernel, contiguous, span
@@ -33,10 +35,14 @@ from .typed_kernels import Kernel, contiguous, span
 GPU_TILES = (64, 64, 16, 4, 4)
 SIM_TILES = (8, 8, 4, 2, 2)
 _MAX_GRID_Z = 65535
+_U16 = np.dtype(np.uint16)
 
 
-def gemm_source(bm: int, bn: int, bk: int, tm: int, tn: int, acc: str) -> str:
-    """The kernel's source for one tile configuration and accumulator type (float32/float64)."""
+def gemm_source(bm: int, bn: int, bk: int, tm: int, tn: int, acc: str, bf16: bool = False) -> str:
+    """The kernel's source for one tile configuration and accumulator type (float32/float64).
+
+    With ``bf16`` the operands and ``C`` are bfloat16 bits (uint16 arrays).
+    """
     assert bm % tm == 0 and bn % tn == 0
     ry, rx = bm // tm, bn // tn
     nt = rx * ry
@@ -46,6 +52,9 @@ def gemm_source(bm: int, bn: int, bk: int, tm: int, tn: int, acc: str) -> str:
     w = L.append
     w("import math")
     w("from numba import cuda, float32, float64, int64")
+    if bf16:
+        from . import bf16 as bf16_helpers
+        w(f"from jitorch.runtime.cuda.bf16 import bf16_to_f32, f32_to_bf16  # bf16 {bf16_helpers.source_version()}")
     w("")
     w("def gemm(A, a0, sa_b, sa_m, sa_k, B, b0, sb_b, sb_k, sb_n, C, M, N, K, bshape, nbatch):")
     w(f"    sA = cuda.shared.array(({bk}, {bm + 1}), {acc})")
@@ -83,7 +92,8 @@ def gemm_source(bm: int, bn: int, bk: int, tm: int, tn: int, acc: str) -> str:
     w("                gk = k0 + kk")
     w("                v = zero")
     w("                if gm < M and gk < K:")
-    w(f"                    v = {acc}(A[ao + gm * sa_m + gk * sa_k])")
+    load = "bf16_to_f32({})" if bf16 else acc + "({})"
+    w(f"                    v = {load.format('A[ao + gm * sa_m + gk * sa_k]')}")
     w("                sA[kk, mm] = v")
     w(f"            for t in range({lb}):")
     w(f"                e = tid + t * {nt}")
@@ -97,7 +107,7 @@ def gemm_source(bm: int, bn: int, bk: int, tm: int, tn: int, acc: str) -> str:
     w("                gk = k0 + kk")
     w("                v = zero")
     w("                if gn < N and gk < K:")
-    w(f"                    v = {acc}(B[bo + gk * sb_k + gn * sb_n])")
+    w(f"                    v = {load.format('B[bo + gk * sb_k + gn * sb_n]')}")
     w("                sB[kk, nn] = v")
     w("            cuda.syncthreads()")
     w(f"            for kk in range({bk}):")
@@ -116,7 +126,7 @@ def gemm_source(bm: int, bn: int, bk: int, tm: int, tn: int, acc: str) -> str:
         for j in range(tn):
             w(f"            gn = n0 + tx + {j * rx}")
             w("            if gn < N:")
-            w(f"                C[co + gm * N + gn] = c{i}_{j}")
+            w(f"                C[co + gm * N + gn] = {f'f32_to_bf16(c{i}_{j})' if bf16 else f'c{i}_{j}'}")
     w("        z += int64(cuda.gridDim.z)")
     return "\n".join(L) + "\n"
 
@@ -124,12 +134,13 @@ def gemm_source(bm: int, bn: int, bk: int, tm: int, tn: int, acc: str) -> str:
 _KERNELS: dict = {}
 
 
-def gemm_kernel(tiles: tuple, acc: str) -> Kernel:
-    key = (tiles, acc)
+def gemm_kernel(tiles: tuple, acc: str, bf16: bool = False) -> Kernel:
+    key = (tiles, acc, bf16)
     k = _KERNELS.get(key)
     if k is None:
         from ..kernel_cache import load_kernel
-        k = _KERNELS[key] = Kernel(load_kernel(gemm_source(*tiles, acc), "gemm"), f"gemm_{acc}")
+        k = _KERNELS[key] = Kernel(load_kernel(gemm_source(*tiles, acc, bf16), "gemm"),
+                                   f"gemm_{'bfloat16' if bf16 else acc}")
     return k
 
 
@@ -144,7 +155,7 @@ _TYPE_WORD = {"i": {1: "Char", 2: "Short", 4: "Int", 8: "Long"}, "u": {1: "Byte"
 def _check_dtype(dt: np.dtype) -> None:
     if dt.kind in "iub":
         raise RuntimeError(f"\"addmm_cuda\" not implemented for '{_TYPE_WORD[dt.kind][dt.itemsize]}'")
-    if dt not in (np.float16, np.float32, np.float64):
+    if dt not in (np.float16, np.float32, np.float64) and not is_bf16(dt):
         raise TypeError(f"matmul: unsupported dtype {dt}")
 
 
@@ -210,5 +221,8 @@ def _numba_matmul(a: CudaArray, b: CudaArray, out: CudaArray, tiles: tuple | Non
     grid = ((n + bn - 1) // bn, (m + bm - 1) // bm, min(nbatch, _MAX_GRID_Z))
     threads = (bm // tm) * (bn // tn)
     flat_out = out.as_strided((out.size,), (out.itemsize,))
-    gemm_kernel(tiles, acc)(grid, threads, abuf, a0, sa, ast[-2], ast[-1], bbuf, b0, sb, bst[-2], bst[-1],
-                            flat_out, m, n, k, shape, nbatch)
+    bf16 = is_bf16(a.dtype)
+    if bf16:  # the kernel reads and writes the bits as uint16
+        abuf, bbuf, flat_out = abuf.view(_U16), bbuf.view(_U16), flat_out.view(_U16)
+    gemm_kernel(tiles, acc, bf16)(grid, threads, abuf, a0, sa, ast[-2], ast[-1], bbuf, b0, sb, bst[-2], bst[-1],
+                                  flat_out, m, n, k, shape, nbatch)

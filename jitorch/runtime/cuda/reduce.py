@@ -15,7 +15,8 @@ and the kernel indexes the original storage with element strides.
 
 Accumulators follow the CPU kernels (``ops/reductions.py``), so CUDA and CPU
 results agree: sums and products of floats accumulate in float64 and of
-integers/bools in int64; float16 is read as float32; max/min propagate NaN.
+integers/bools in int64; float16 and bfloat16 are read as float32; max/min
+propagate NaN.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import math
 
 import numpy as np
 
+from ..codegen_common import dtype_name, is_bf16
 from . import array, codegen, dispatch_cache, driver, launch
 from .array import CudaArray
 from .elementwise import coalesce
@@ -75,8 +77,9 @@ def _int_init(v: int) -> str:
 def spec_for(kind: str, in_dt) -> Spec:
     """The accumulation rule of reduction ``kind`` for input dtype ``in_dt``."""
     in_dt = np.dtype(in_dt)
-    is_float = in_dt.kind == "f"
-    wide = _F32 if in_dt == _F16 else in_dt  # what an element is read as
+    half = in_dt == _F16 or is_bf16(in_dt)
+    is_float = half or in_dt.kind == "f"
+    wide = _F32 if half else in_dt  # what an element is read as
     if kind in ("sum", "prod"):
         acc = _F64 if is_float else _I64
         op = "+" if kind == "sum" else "*"
@@ -150,7 +153,7 @@ def _kernel(spec: Spec, in_dt, out_dt, nkept: int, nred: int, strategy: str, fin
     key = ("red", spec.key(), np.dtype(in_dt), np.dtype(out_dt), nkept, nred, strategy, final, threads, shuffle)
 
     def build():
-        name = (f"cuda_reduce_{spec.kind}_{np.dtype(in_dt)}_{spec.acc_dt}_{np.dtype(out_dt)}_"
+        name = (f"cuda_reduce_{spec.kind}_{dtype_name(in_dt)}_{spec.acc_dt}_{dtype_name(out_dt)}_"
                 f"{strategy}{'' if final else '_partial'}_k{nkept}r{nred}")
         src = codegen.render_reduce(name, in_dt, spec.acc_dt, out_dt, spec.source_tuple(), nkept, nred, strategy,
                                     threads, final, shuffle, load_dt=spec.load_dt, fin_dt=spec.fin_dt)
