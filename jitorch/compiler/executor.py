@@ -8,6 +8,7 @@ numba.cuda kernels in ``executor_cuda.py``.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -20,18 +21,18 @@ from .ir import Graph, Value
 from .schedule import VIEW_OPS, ExternStep, FusedGroup, ViewStep, schedule
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class KernelInfo:
     """What ``explain()`` and ``JITORCH_LOGS=code,perf`` report about one generated kernel."""
 
-    def __init__(self, name, source, group, compile_s, cache_hit):
-        self.name = name
-        self.source = source
-        self.group = group
-        self.compile_s = compile_s
-        self.cache_hit = cache_hit
-        self.calls = 0
-        self.total_s = 0.0
-        self.source_file = None  # where the generated source lives in the kernel cache (CUDA kernels)
+    name: str
+    source: str
+    group: object
+    compile_s: float
+    cache_hit: bool | None
+    calls: int = 0
+    total_s: float = 0.0
+    source_file: str | None = None  # where the generated source lives in the kernel cache (CUDA kernels)
 
 
 def _prep_input(arr, cls, mode, full_shape, R, K):
@@ -114,29 +115,45 @@ class _FusedRunner:
             entry(*args)
 
 
-def _view_runner(node):
-    impl = node.op.impl["cpu"]
+def view_runner(node, device: str = "cpu"):
+    """A view step: ``reshape`` straight through the array's own method, other views through the op's impl."""
     src = node.inputs[0].id
     out = node.outputs[0].id
     attrs = node.attrs
     if node.name == "reshape":
         shape = tuple(attrs["shape"])
-        return lambda env: env.__setitem__(out, np.reshape(env[src], shape))
+        return lambda env: env.__setitem__(out, env[src].reshape(shape))
+    impl = node.op.impl[device]
     return lambda env: env.__setitem__(out, impl(env[src], **attrs))
 
 
-def _extern_runner(node):
-    outs = [o.id for o in node.outputs]
-    if node.kind == "elementwise":
-        compute = node.meta.get("compute") or node.outputs[0].dtype
-        ins = [(True, i.id) if isinstance(i, Value) else (False, i) for i in node.inputs]
-        o = node.outputs[0]
+def _same(a):
+    return a
 
-        def run_ew(env):
-            ops = [env[x] if is_v else x for is_v, x in ins]
-            env[outs[0]] = cpu.run_elementwise(node.op, ops, compute, o.dtype.numpy_dtype, o.shape)
-        return run_ew
-    impl = node.op.impl["cpu"]
+
+def elementwise_runner(node, run_elementwise, native=np.ndarray, foreign=_same):
+    """A lone elementwise op through a device's eager ``run_elementwise``; operands whose class is not the
+    device's ``native`` array class are converted by ``foreign`` first (host scalars reaching a CUDA step)."""
+    compute = node.meta.get("compute") or node.outputs[0].dtype
+    ins = [(True, i.id) if isinstance(i, Value) else (False, i) for i in node.inputs]
+    o = node.outputs[0]
+    op, out, out_dt, shape = node.op, o.id, o.dtype.numpy_dtype, o.shape
+
+    def run_ew(env):
+        ops = []
+        for is_v, x in ins:
+            if is_v:
+                a = env[x]
+                ops.append(a if a.__class__ is native else foreign(a))
+            else:
+                ops.append(x)
+        env[out] = run_elementwise(op, ops, compute, out_dt, shape)
+    return run_ew
+
+
+def impl_runner(node, impl):
+    """A kernel op step: ``impl`` (the op's implementation on the step's device) on the env's arrays."""
+    outs = [o.id for o in node.outputs]
     ins = [i.id if isinstance(i, Value) else None for i in node.inputs]
     attrs = node.attrs
 
@@ -148,6 +165,12 @@ def _extern_runner(node):
         else:
             env[outs[0]] = res
     return run
+
+
+def _extern_runner(node):
+    if node.kind == "elementwise":
+        return elementwise_runner(node, cpu.run_elementwise)
+    return impl_runner(node, node.op.impl["cpu"])
 
 
 class Executor:
@@ -176,7 +199,7 @@ class Executor:
                 logs.code(r.info)
                 self._run.append(r)
             elif isinstance(s, ViewStep):
-                self._run.append(_cuda().view_runner(s.node) if cuda else _view_runner(s.node))
+                self._run.append(_cuda().view_runner(s.node) if cuda else view_runner(s.node))
             else:
                 self._run.append(_cuda().extern_runner(s.node) if cuda else _extern_runner(s.node))
         self.input_ids = [v.id for v in graph.inputs]

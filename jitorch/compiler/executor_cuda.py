@@ -17,13 +17,14 @@ variant, once, keyed by the inputs' strides.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
 
 import numpy as np
 
-from . import logs
+from . import executor, logs
 from .codegen import cuda as cg
 from .codegen.common import full_shape
 from .ir import Value
@@ -60,19 +61,17 @@ def to_host(a) -> np.ndarray:
     return a if isinstance(a, np.ndarray) else a.to_host()
 
 
+@dataclasses.dataclass(slots=True)
 class _Plan:
     """Everything a call with one input layout needs: the launcher and the per-input extras."""
 
-    __slots__ = ("copy", "extras", "grid", "launcher", "layout", "lead", "source")
-
-    def __init__(self, launcher, layout, lead, extras, copy, grid, source):
-        self.launcher = launcher
-        self.layout = layout
-        self.lead = lead
-        self.extras = extras
-        self.copy = copy
-        self.grid = grid
-        self.source = source
+    launcher: object
+    layout: object
+    lead: list
+    extras: list
+    copy: tuple
+    grid: tuple
+    source: str
 
 
 def _c_strides(shape) -> tuple:
@@ -93,7 +92,6 @@ class CudaFusedRunner:
     """One fused group on CUDA: a generated kernel per input layout, launched cheaply."""
 
     def __init__(self, group, index: int):
-        from .executor import KernelInfo
         array, self._dc, driver, self._launch, _ = _rt()
         self._empty = array.empty
         self.group = group
@@ -122,7 +120,7 @@ class CudaFusedRunner:
         # the layout of contiguous inputs, rendered now (the common one, and what explain() shows)
         descs = [(v.shape, _c_strides(v.shape), True, v.numel) for v in group.inputs]
         plan = self._make_plan(descs)
-        self.info = KernelInfo(self.name, plan.source, group, time.perf_counter() - t0, self._hit)
+        self.info = executor.KernelInfo(self.name, plan.source, group, time.perf_counter() - t0, self._hit)
         self.info.source_file = self.source_files[0] if self.source_files else None
         # keyed like a call: by byte strides (the layout of arrays from ``array.empty``)
         self._static_key = tuple(tuple(s * v.dtype.numpy_dtype.itemsize for s in _c_strides(v.shape))
@@ -238,14 +236,7 @@ class CudaFusedRunner:
 def view_runner(node):
     """A view step over a CudaArray: metadata only (reshape copies when the layout requires, like NumPy)."""
     _rt()
-    src = node.inputs[0].id
-    out = node.outputs[0].id
-    attrs = node.attrs
-    if node.name == "reshape":
-        shape = tuple(attrs["shape"])
-        return lambda env: env.__setitem__(out, env[src].reshape(shape))
-    impl = node.op.impl["cuda"]
-    return lambda env: env.__setitem__(out, impl(env[src], **attrs))
+    return executor.view_runner(node, "cuda")
 
 
 def _host_scalar(a):
@@ -256,38 +247,10 @@ def _host_scalar(a):
 def extern_runner(node):
     """A kernel op (or a lone elementwise op) on CUDA arrays, through the eager CUDA implementations."""
     _, _, _, _, ew = _rt()
-    from ..runtime.cuda.array import CudaArray
-    outs = [o.id for o in node.outputs]
     if node.kind == "elementwise":
-        compute = node.meta.get("compute") or node.outputs[0].dtype
-        ins = [(True, i.id) if isinstance(i, Value) else (False, i) for i in node.inputs]
-        o = node.outputs[0]
-        out_dt = o.dtype.numpy_dtype
-        shape = o.shape
-        run_elementwise = ew.run_elementwise
-
-        def run_ew(env):
-            ops = []
-            for is_v, x in ins:
-                if is_v:
-                    a = env[x]
-                    ops.append(a if a.__class__ is CudaArray else _host_scalar(a))
-                else:
-                    ops.append(x)
-            env[outs[0]] = run_elementwise(node.op, ops, compute, out_dt, shape)
-        return run_ew
-    impl = _cuda_impl(node)
-    ins = [i.id if isinstance(i, Value) else None for i in node.inputs]
-    attrs = node.attrs
-
-    def run(env):
-        res = impl(*[env[i] if i is not None else None for i in ins], **attrs)
-        if isinstance(res, tuple):
-            for k, r in zip(outs, res):
-                env[k] = r
-        else:
-            env[outs[0]] = res
-    return run
+        from ..runtime.cuda.array import CudaArray
+        return executor.elementwise_runner(node, ew.run_elementwise, CudaArray, _host_scalar)
+    return executor.impl_runner(node, _cuda_impl(node))
 
 
 def _cuda_impl(node):

@@ -37,7 +37,32 @@ class Weight:
         self.persistent = persistent
 
 
-class TracedModule(Module):
+class _TracedProgram:
+    """What ``TracedModule`` and ``TracedFunction`` share: torch.jit's introspection names and ``save``."""
+
+    _program: Program
+
+    @property
+    def graph(self):
+        """The recorded graph at the traced shapes (printable IR)."""
+        return _graph(self._program)
+
+    @property
+    def inlined_graph(self):
+        return self.graph
+
+    @property
+    def code(self) -> str:
+        """The Python source of the generated kernels, with the schedule they run in."""
+        return _code(self._program)
+
+    def save(self, f, **kwargs) -> None:
+        """Write graph and weights to ``f`` (see ``jitorch.jit.save``)."""
+        from ._format import save
+        save(self, f, **kwargs)
+
+
+class TracedModule(_TracedProgram, Module):
     """A traced ``nn.Module``: callable like the original, saved with ``.save(path)``.
 
     >>> import jitorch as torch
@@ -103,28 +128,8 @@ class TracedModule(Module):
         program = self._program
         return program(program.signature.bind(args, kwargs), self._current_weights())
 
-    # -- introspection (torch.jit's names) ---------------------------------------------------------------------
-    @property
-    def graph(self):
-        """The recorded graph at the traced shapes (printable IR)."""
-        return _graph(self._program)
 
-    @property
-    def inlined_graph(self):
-        return self.graph
-
-    @property
-    def code(self) -> str:
-        """The Python source of the generated kernels, with the schedule they run in."""
-        return _code(self._program)
-
-    def save(self, f, **kwargs) -> None:
-        """Write graph and weights to ``f`` (see ``jitorch.jit.save``)."""
-        from ._format import save
-        save(self, f, **kwargs)
-
-
-class TracedFunction:
+class TracedFunction(_TracedProgram):
     """A traced function: callable with tensors shaped like the example inputs."""
 
     def __init__(self, program: Program, name: str):
@@ -135,22 +140,6 @@ class TracedFunction:
     def __call__(self, *args, **kwargs):
         program = self._program
         return program(program.signature.bind(args, kwargs), [])
-
-    @property
-    def graph(self):
-        return _graph(self._program)
-
-    @property
-    def inlined_graph(self):
-        return self.graph
-
-    @property
-    def code(self) -> str:
-        return _code(self._program)
-
-    def save(self, f, **kwargs) -> None:
-        from ._format import save
-        save(self, f, **kwargs)
 
     def __repr__(self) -> str:
         return f"<jitorch.jit.TracedFunction {self.name}>"

@@ -38,21 +38,24 @@ from . import driver
 from .array import CudaArray, empty
 from .copy import broadcast_to, copy_into, from_host
 from .typed_kernels import (
-    Kernel,
+    AMAX,
+    AMIN,
     cast,
+    combine,
     contiguous,
     device,
     finish,
     flat,
-    grid,
-    isnan,
+    kernels,
     span,
     work_dtype,
     zeros,
 )
+from .typed_kernels import PROD as MULTIPLY
+from .typed_kernels import SUM as ADD
 
 I64 = np.dtype(np.int64)
-ASSIGN, ADD, MULTIPLY, AMAX, AMIN = 0, 1, 2, 3, 4
+ASSIGN = 0  # the scatter modes: a plain write, or one of typed_kernels' reductions
 _NEEDS_ATOMIC_WIDEN = (np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.uint8), np.dtype(np.bool_),
                        np.dtype(np.float16))
 
@@ -69,15 +72,19 @@ def _unravel_offset(q, shape, strides):
     return off
 
 
+@cuda.jit(device=True, inline=True)
+def _adv_offset(t, base, adv, pre_shape, pre_str, post_shape, post_str, nb, npost):
+    """Element offset of flat position ``t`` of an indexed view (pre dims, ``nb`` index positions, post dims)."""
+    rest = t // npost
+    return base + _unravel_offset(rest // nb, pre_shape, pre_str) + adv[rest % nb] + \
+        _unravel_offset(t % npost, post_shape, post_str)
+
+
 def _adv_gather(src, s0, adv, pre_shape, pre_str, post_shape, post_str, out, nb, npost, n):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < n:
-        i = t % npost
-        rest = t // npost
-        b = rest % nb
-        o = rest // nb
-        out[t] = src[s0 + _unravel_offset(o, pre_shape, pre_str) + adv[b] + _unravel_offset(i, post_shape, post_str)]
+        out[t] = src[_adv_offset(t, s0, adv, pre_shape, pre_str, post_shape, post_str, nb, npost)]
         t += step
 
 
@@ -86,10 +93,7 @@ def _adv_assign(dst, d0, adv, pre_shape, pre_str, post_shape, post_str, src, nb,
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < n:
-        i = t % npost
-        rest = t // npost
-        dst[d0 + _unravel_offset(rest // nb, pre_shape, pre_str) + adv[rest % nb]
-            + _unravel_offset(i, post_shape, post_str)] = src[t]
+        dst[_adv_offset(t, d0, adv, pre_shape, pre_str, post_shape, post_str, nb, npost)] = src[t]
         t += step
 
 
@@ -97,11 +101,8 @@ def _adv_add(dst, d0, adv, pre_shape, pre_str, post_shape, post_str, src, nb, np
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < n:
-        i = t % npost
-        rest = t // npost
-        off = d0 + _unravel_offset(rest // nb, pre_shape, pre_str) + adv[rest % nb] + \
-            _unravel_offset(i, post_shape, post_str)
-        cuda.atomic.add(dst, off, src[t] * alpha)
+        cuda.atomic.add(dst, _adv_offset(t, d0, adv, pre_shape, pre_str, post_shape, post_str, nb, npost),
+                        src[t] * alpha)
         t += step
 
 
@@ -111,6 +112,9 @@ def _add_scaled(acc, idx, stride, n):
     while t < n:
         acc[t] += idx[t] * stride
         t += step
+
+
+_K_ADV_GATHER, _K_ADV_ASSIGN, _K_ADV_ADD, _K_ADD_SCALED = kernels(_adv_gather, _adv_assign, _adv_add, _add_scaled)
 
 
 @cuda.jit(device=True, inline=True)
@@ -128,6 +132,14 @@ def _dim_offsets(k, ishape, dim, strides_a, strides_b):
     return oa, ob
 
 
+@cuda.jit(device=True, inline=True)
+def _suffix(shape, dim):
+    p = 1
+    for d in range(dim + 1, len(shape)):
+        p *= shape[d]
+    return p
+
+
 def _gather_dim(src, s0, sstr, index, ishape, dim, out, n):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
@@ -137,13 +149,21 @@ def _gather_dim(src, s0, sstr, index, ishape, dim, out, n):
         t += step
 
 
+@cuda.jit(device=True, inline=True)
+def _scatter_dim_offsets(t, dstr, index, ishape, dim, s0, sstr):
+    """(destination, source) offsets of index element ``t``: its coordinates with ``index[t]`` (destination)
+    or its own position (source) at ``dim``."""
+    do, so = _dim_offsets(t, ishape, dim, dstr, sstr)
+    j = (t // _suffix(ishape, dim)) % ishape[dim]
+    return do + index[t] * dstr[dim], s0 + so + j * sstr[dim]
+
+
 def _scatter_dim_assign(dst, dstr, index, ishape, dim, src, s0, sstr, n):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < n:
-        do, so = _dim_offsets(t, ishape, dim, dstr, sstr)
-        j = (t // _suffix(ishape, dim)) % ishape[dim]
-        dst[do + index[t] * dstr[dim]] = src[s0 + so + j * sstr[dim]]
+        d, s = _scatter_dim_offsets(t, dstr, index, ishape, dim, s0, sstr)
+        dst[d] = src[s]
         t += step
 
 
@@ -151,31 +171,16 @@ def _scatter_dim_add(dst, dstr, index, ishape, dim, src, s0, sstr, n):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < n:
-        do, so = _dim_offsets(t, ishape, dim, dstr, sstr)
-        j = (t // _suffix(ishape, dim)) % ishape[dim]
-        cuda.atomic.add(dst, do + index[t] * dstr[dim], src[s0 + so + j * sstr[dim]])
+        d, s = _scatter_dim_offsets(t, dstr, index, ishape, dim, s0, sstr)
+        cuda.atomic.add(dst, d, src[s])
         t += step
 
 
 @cuda.jit(device=True, inline=True)
-def _suffix(shape, dim):
-    p = 1
-    for d in range(dim + 1, len(shape)):
-        p *= shape[d]
-    return p
-
-
-@cuda.jit(device=True, inline=True)
 def _combine(cur, v, mode):
-    if mode == ADD:
-        return cur + v
-    if mode == MULTIPLY:
-        return cur * v
-    if mode == AMAX:  # NaN wins (and then stays)
-        return v if (v > cur or isnan(v)) and not isnan(cur) else cur
-    if mode == AMIN:
-        return v if (v < cur or isnan(v)) and not isnan(cur) else cur
-    return v
+    if mode == ASSIGN:
+        return v
+    return combine(cur, v, mode)
 
 
 def _scatter_columns(dst, dstr, index, ishape, dim, src, s0, sstr, ncols, mode, counts, init_first):
@@ -213,6 +218,8 @@ def _mean_finish(out, counts, n, include_self, integral):
         t += step
 
 
+(_K_GATHER_DIM, _K_SCATTER_DIM_ASSIGN, _K_SCATTER_DIM_ADD, _K_SCATTER_COLUMNS, _K_MEAN_FINISH) = kernels(
+    _gather_dim, _scatter_dim_assign, _scatter_dim_add, _scatter_columns, _mean_finish)
 _TPB = 8 if driver.simulated() else 256  # threads of the nonzero kernels (shared-memory scan width)
 
 
@@ -270,17 +277,7 @@ def _nz_write(x, n, chunk, offsets, shape, out):
         t0 += _TPB
 
 
-_K_ADV_GATHER = Kernel(_adv_gather)
-_K_ADV_ASSIGN = Kernel(_adv_assign)
-_K_ADV_ADD = Kernel(_adv_add)
-_K_ADD_SCALED = Kernel(_add_scaled)
-_K_GATHER_DIM = Kernel(_gather_dim)
-_K_SCATTER_DIM_ASSIGN = Kernel(_scatter_dim_assign)
-_K_SCATTER_DIM_ADD = Kernel(_scatter_dim_add)
-_K_SCATTER_COLUMNS = Kernel(_scatter_columns)
-_K_MEAN_FINISH = Kernel(_mean_finish)
-_K_NZ_COUNT = Kernel(_nz_count)
-_K_NZ_WRITE = Kernel(_nz_write)
+_K_NZ_COUNT, _K_NZ_WRITE = kernels(_nz_count, _nz_write)
 
 
 # -- advanced-index geometry -----------------------------------------------------------------------------------
@@ -307,9 +304,7 @@ def _offsets(idx, strides: list, bshape: tuple) -> CudaArray:
     for a, s in zip(idx, strides):
         a = device(a, I64)
         a = contiguous(broadcast_to(a, bshape) if a.shape != tuple(bshape) else a).reshape(n)
-        if n:
-            blocks, threads = grid(n)
-            _K_ADD_SCALED(blocks, threads, acc, a, int(s), n)
+        _K_ADD_SCALED.over(n, acc, a, int(s), n)
     return acc
 
 
@@ -336,21 +331,28 @@ class _AdvView:
         self.size = math.prod(self.shape)
         self.adv = _offsets(idx, [est[d] for d in dims], bshape) if dims else from_host(np.zeros(1, I64))
 
+    def _run(self, kernel, other: CudaArray, *extra) -> None:
+        """``kernel`` over the view's elements, ``other`` the contiguous array they are read into or from."""
+        kernel.over(self.size, self.buf, self.base, self.adv, self.pre_shape, self.pre_str, self.post_shape,
+                    self.post_str, flat(other), self.nb, max(self.npost, 1), self.size, *extra)
+
     def gather(self, out: CudaArray) -> None:
-        if self.size:
-            blocks, threads = grid(self.size)
-            _K_ADV_GATHER(blocks, threads, self.buf, self.base, self.adv, self.pre_shape, self.pre_str,
-                          self.post_shape, self.post_str, flat(out), self.nb, max(self.npost, 1), self.size)
+        self._run(_K_ADV_GATHER, out)
 
     def scatter(self, src: CudaArray, accumulate: bool, alpha=1) -> None:
-        if self.size:
-            blocks, threads = grid(self.size)
-            args = (self.buf, self.base, self.adv, self.pre_shape, self.pre_str, self.post_shape, self.post_str,
-                    flat(src), self.nb, max(self.npost, 1), self.size)
-            if accumulate:
-                _K_ADV_ADD(blocks, threads, *args, alpha)
-            else:
-                _K_ADV_ASSIGN(blocks, threads, *args)
+        if accumulate:
+            self._run(_K_ADV_ADD, src, alpha)
+        else:
+            self._run(_K_ADV_ASSIGN, src)
+
+
+def _accumulator(dt: np.dtype, mode: int) -> np.dtype:
+    """The dtype a scatter of ``mode`` works in: half and bool reductions widen (``work_dtype``), and atomic
+    adds come in 32 and 64 bits, so narrow ints add in int64 and wrap back on the cast."""
+    if mode == ASSIGN:
+        return np.dtype(dt)
+    work = work_dtype(dt, accumulate=True)
+    return I64 if mode == ADD and work.kind in "iu" and work.itemsize < 4 else work
 
 
 def _scalar_for(dt: np.dtype, v):
@@ -392,7 +394,7 @@ impl("index_select", "cuda")(_index_cuda)
 
 @impl("index_backward", "cuda")
 def _index_backward_cuda(g, shape, dims, idx):
-    work = work_dtype(g.dtype, accumulate=True)
+    work = _accumulator(g.dtype, ADD)
     out = zeros(shape, work)
     view = _AdvView(out, tuple(dims), tuple(idx))
     view.scatter(contiguous(g, work), True)
@@ -401,7 +403,7 @@ def _index_backward_cuda(g, shape, dims, idx):
 
 @impl("index_put", "cuda")
 def _index_put_cuda(x, v, plan, value, accumulate):
-    work = work_dtype(x.dtype, accumulate=True) if accumulate else x.dtype
+    work = _accumulator(x.dtype, ADD if accumulate else ASSIGN)
     out = _fresh(x, work)
     region = plan.region(out)
     view = _AdvView(region, tuple(plan.dims), tuple(plan.idx))
@@ -415,9 +417,7 @@ def _nd(shape) -> tuple:
 
 
 def _index_reduce(x, src, dim, index, alpha, accumulate):
-    work = work_dtype(x.dtype, accumulate=True) if accumulate else x.dtype
-    if accumulate and work.kind in "iu" and work.itemsize < 4:
-        work = I64  # atomics come in 32 and 64 bits: narrow ints add in int64 and wrap back on the cast
+    work = _accumulator(x.dtype, ADD if accumulate else ASSIGN)
     out = _fresh(x, work).reshape(_nd(x.shape))
     view = _AdvView(out, (dim,), (index,))
     view.scatter(_values(src.reshape(view.shape) if src.size == view.size else src, view.shape, work), accumulate,
@@ -447,12 +447,9 @@ def _index_fill_cuda(x, v, dim, index, value):
 def _gather(x: CudaArray, dim: int, index: CudaArray, out_shape: tuple) -> CudaArray:
     """out[k] = x[coords of k with index[k] at ``dim``] for an ``index`` of ``out_shape``."""
     out = empty(out_shape, x.dtype)
-    n = out.size
-    if n:
-        buf, base, est = span(x)
-        blocks, threads = grid(n)
-        _K_GATHER_DIM(blocks, threads, buf, base, _tuple(est), flat(index), _tuple(_nd(out_shape)), dim, flat(out),
-                      n)
+    buf, base, est = span(x)
+    _K_GATHER_DIM.over(out.size, buf, base, _tuple(est), flat(index), _tuple(_nd(out_shape)), dim, flat(out),
+                       out.size)
     return out
 
 
@@ -465,12 +462,7 @@ def _gather_cuda(x, dim, index):
 
 def _scatter_run(x, src, dim, index, mode, value=None, include_self=True, mean=False):
     shape = _nd(x.shape)
-    if mode == ASSIGN:
-        work = x.dtype
-    else:
-        work = work_dtype(x.dtype, accumulate=True)
-        if mode == ADD and work.kind in "iu" and work.itemsize < 4:
-            work = I64
+    work = _accumulator(x.dtype, mode)
     out = _fresh(x, work).reshape(shape)
     idx = device(index, I64)
     ishape = _nd(idx.shape)
@@ -487,19 +479,15 @@ def _scatter_run(x, src, dim, index, mode, value=None, include_self=True, mean=F
     dstr = tuple(st // out.itemsize for st in out.strides)
     oflat = flat(out)
     if n and (mode in (ASSIGN, ADD) and include_self and not mean):
-        blocks, threads = grid(n)
         kern = _K_SCATTER_DIM_ADD if mode == ADD else _K_SCATTER_DIM_ASSIGN
-        kern(blocks, threads, oflat, _tuple(dstr), flat(idx), _tuple(ishape), dim, sbuf, s0, _tuple(sst), n)
+        kern.over(n, oflat, _tuple(dstr), flat(idx), _tuple(ishape), dim, sbuf, s0, _tuple(sst), n)
     elif n or mean:
         counts = zeros((out.size,), I64)
         ncols = n // ishape[dim] if ishape[dim] else 0
-        if ncols:
-            blocks, threads = grid(ncols)
-            _K_SCATTER_COLUMNS(blocks, threads, oflat, _tuple(dstr), flat(idx), _tuple(ishape), dim, sbuf, s0,
-                               _tuple(sst), ncols, mode, counts, not include_self)
-        if mean and out.size:
-            blocks, threads = grid(out.size)
-            _K_MEAN_FINISH(blocks, threads, oflat, counts, out.size, include_self, out.dtype.kind in "iub")
+        _K_SCATTER_COLUMNS.over(ncols, oflat, _tuple(dstr), flat(idx), _tuple(ishape), dim, sbuf, s0, _tuple(sst),
+                                ncols, mode, counts, not include_self)
+        if mean:
+            _K_MEAN_FINISH.over(out.size, oflat, counts, out.size, include_self, out.dtype.kind in "iub")
     return finish(out, x.dtype).reshape(x.shape)
 
 

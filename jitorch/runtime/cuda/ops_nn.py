@@ -22,7 +22,6 @@ from .typed_kernels import (
     device,
     finish,
     flat,
-    grid,
     work_dtype,
     zeros,
 )
@@ -56,9 +55,8 @@ def _embedding_backward_cuda(grad, indices, num_weights, padding_idx):
     out = zeros((num_weights, dim), work)
     g = contiguous(grad, work)
     if g.size:
-        b, t = grid(g.size)
-        _K_EMBEDDING_BWD(b, t, flat(g), flat(device(indices, I64)), dim, -1 if padding_idx is None else padding_idx,
-                         flat(out), g.size)
+        _K_EMBEDDING_BWD.over(g.size, flat(g), flat(device(indices, I64)), dim,
+                              -1 if padding_idx is None else padding_idx, flat(out), g.size)
     return finish(out, grad.dtype)
 
 
@@ -93,34 +91,25 @@ _K_NLL_GATHER = Kernel(_nll_gather)
 _K_NLL_SCATTER = Kernel(_nll_scatter)
 
 
-def _weight(weight, dtype):
-    if weight is None:
-        return empty((1,), dtype), False
-    return contiguous(weight, dtype), True
+def _nll_run(kernel, src, target, weight, c: int, k: int, ignore_index, out, total: int):
+    """``kernel`` over the ``total`` (sample, position) pairs, reading ``src`` and writing ``out``."""
+    if total:
+        w = empty((1,), src.dtype) if weight is None else contiguous(weight, src.dtype)
+        kernel.over(total, flat(contiguous(src)), flat(device(target, I64)), flat(w), weight is not None, c, k,
+                    int(ignore_index), flat(out), total)
+    return out
 
 
 @impl("nll_gather", "cuda")
 def _nll_gather_cuda(x, target, weight, ignore_index):
     n, c, k = x.shape
-    out = empty((n, k), x.dtype)
-    if out.size:
-        w, has_w = _weight(weight, x.dtype)
-        b, t = grid(out.size)
-        _K_NLL_GATHER(b, t, flat(contiguous(x)), flat(device(target, I64)), flat(w), has_w, c, k, int(ignore_index),
-                      flat(out), out.size)
-    return out
+    return _nll_run(_K_NLL_GATHER, x, target, weight, c, k, ignore_index, empty((n, k), x.dtype), n * k)
 
 
 @impl("nll_scatter", "cuda")
 def _nll_scatter_cuda(g, target, weight, shape, ignore_index):
     _, c, k = shape
-    out = zeros(tuple(shape), g.dtype)
-    if g.size:
-        w, has_w = _weight(weight, g.dtype)
-        b, t = grid(g.size)
-        _K_NLL_SCATTER(b, t, flat(contiguous(g)), flat(device(target, I64)), flat(w), has_w, c, k, int(ignore_index),
-                       flat(out), g.size)
-    return out
+    return _nll_run(_K_NLL_SCATTER, g, target, weight, c, k, ignore_index, zeros(tuple(shape), g.dtype), g.size)
 
 
 # -- padding ------------------------------------------------------------------------------------------------------

@@ -21,48 +21,116 @@ from ...ops import resample_ops as _resample_ops
 from ...ops.registry import impl
 from .array import CudaArray, empty
 from .copy import from_host
-from .typed_kernels import Kernel, contiguous, finish, flat, grid, isnan, span, zeros
+from .typed_kernels import Kernel, contiguous, finish, flat, isnan, kernels, span, zeros
 
 F32 = np.dtype(np.float32)
+
+
+def _work(dtype) -> np.dtype:
+    return F32 if dtype == np.float16 else np.dtype(dtype)
 
 
 def _planes(x: CudaArray) -> CudaArray:
     """(N, C, H, W) -> contiguous (N*C, H, W) in the compute dtype (float32 for half)."""
     n, c, h, w = x.shape
-    return contiguous(x, F32 if x.dtype == np.float16 else x.dtype).reshape(n * c, h, w)
+    return contiguous(x, _work(x.dtype)).reshape(n * c, h, w)
 
 
-def _back(out: CudaArray, shape: tuple, dtype) -> CudaArray:
-    return finish(out, dtype).reshape(shape)
+def _plane_op(kernel, src: CudaArray, result_hw, args: tuple, indices: bool = False, scatter: bool = False):
+    """Run a plane ``kernel`` over the (N*C, *result_hw) result of (N, C, H, W) ``src``; returned as (N, C, ...)
+    in ``src``'s dtype (and the int64 in-plane ``indices`` of a max).
+
+    Kernel arguments: the source planes, ``args``, the flat result (then the indices) and the thread count,
+    one thread per result element, or with ``scatter`` one per source element adding into a zeroed result.
+    An empty source gives zeros (there is nothing to read).
+    """
+    n, c = src.shape[:2]
+    planes = _planes(src)
+    shape = (n * c, *result_hw)
+    alloc = zeros if scatter or not planes.size else empty
+    outs = (alloc(shape, planes.dtype),) + ((alloc(shape, np.int64),) if indices else ())
+    threads = planes.size if scatter else outs[0].size
+    if outs[0].size and planes.size:
+        kernel.over(threads, flat(planes), *args, *[flat(o) for o in outs], threads)
+    val = finish(outs[0], src.dtype).reshape((n, c, *result_hw))
+    return (val, outs[1].reshape((n, c, *result_hw))) if indices else val
+
+
+# -- the windows ---------------------------------------------------------------------------------------------------
+@cuda.jit(device=True, inline=True)
+def _plane_coords(t, h, w):
+    """(plane, row, column) of flat position ``t`` of a stack of ``h`` x ``w`` planes."""
+    return t // (w * h), (t // w) % h, t % w
+
+
+@cuda.jit(device=True, inline=True)
+def _dilated_range(i, stride, pad, k, dil, n):
+    """Rows [start, stop) (step ``dil``) of max-pool window ``i`` that lie inside an input of ``n`` rows."""
+    start = i * stride - pad
+    stop = min(start + (k - 1) * dil + 1, n)
+    while start < 0:
+        start += dil
+    return start, stop
+
+
+@cuda.jit(device=True, inline=True)
+def _avg_cell(i, j, H, W, kh, kw, sh, sw, ph, pw, include_pad, divisor):
+    """Average-pool window (i, j): its rows [h0, h1) and columns [w0, w1) inside the input, and its divisor."""
+    hs = i * sh - ph
+    he = min(hs + kh, H + ph)
+    ws = j * sw - pw
+    we = min(ws + kw, W + pw)
+    h0, h1, w0, w1 = max(hs, 0), min(he, H), max(ws, 0), min(we, W)
+    if divisor > 0:
+        return h0, h1, w0, w1, divisor
+    if include_pad:
+        return h0, h1, w0, w1, (he - hs) * (we - ws)
+    return h0, h1, w0, w1, (h1 - h0) * (w1 - w0)
+
+
+@cuda.jit(device=True, inline=True)
+def _adaptive_cell(i, j, H, W, oh, ow):
+    """Adaptive window (i, j), rows [floor(i*H/oh), ceil((i+1)*H/oh)) and likewise columns, and its size."""
+    h0 = (i * H) // oh
+    h1 = ((i + 1) * H + oh - 1) // oh
+    w0 = (j * W) // ow
+    w1 = ((j + 1) * W + ow - 1) // ow
+    return h0, h1, w0, w1, (h1 - h0) * (w1 - w0)
+
+
+@cuda.jit(device=True, inline=True)
+def _window_max(x, base, W, h0, h1, dh, w0, w1, dw):
+    """(max, its in-plane index) over rows h0:h1:dh and columns w0:w1:dw of the plane at ``base``; NaN wins."""
+    best_i = h0 * W + w0
+    best = -math.inf
+    for hi in range(h0, h1, dh):
+        for wi in range(w0, w1, dw):
+            v = x[base + hi * W + wi]
+            if v > best or isnan(v):
+                best = v
+                best_i = hi * W + wi
+    return best, best_i
+
+
+@cuda.jit(device=True, inline=True)
+def _window_sum(x, base, W, h0, h1, w0, w1):
+    acc = 0.0
+    for hi in range(h0, h1):
+        for wi in range(w0, w1):
+            acc += x[base + hi * W + wi]
+    return acc
 
 
 # -- max pooling ------------------------------------------------------------------------------------------------
 def _maxpool(x, P, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, val, idx, total):
+    # P (the plane count) is unused: it stays so the kernel's signature (and its PTX check) is unchanged
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < total:
-        j = t % ow
-        i = (t // ow) % oh
-        p = t // (ow * oh)
-        h0 = i * sh - ph
-        h1 = min(h0 + (kh - 1) * dh + 1, H)
-        while h0 < 0:
-            h0 += dh
-        w0 = j * sw - pw
-        w1 = min(w0 + (kw - 1) * dw + 1, W)
-        while w0 < 0:
-            w0 += dw
-        best_i = h0 * W + w0
-        best = -math.inf
-        base = p * H * W
-        for hi in range(h0, h1, dh):
-            for wi in range(w0, w1, dw):
-                v = x[base + hi * W + wi]
-                if v > best or isnan(v):
-                    best = v
-                    best_i = hi * W + wi
-        val[t] = best
-        idx[t] = best_i
+        p, i, j = _plane_coords(t, oh, ow)
+        h0, h1 = _dilated_range(i, sh, ph, kh, dh, H)
+        w0, w1 = _dilated_range(j, sw, pw, kw, dw, W)
+        val[t], idx[t] = _window_max(x, p * H * W, W, h0, h1, dh, w0, w1, dw)
         t += step
 
 
@@ -72,50 +140,17 @@ _K_MAXPOOL = Kernel(_maxpool)
 @impl("max_pool2d_with_indices", "cuda")
 def _maxpool_cuda(x, k, s, p, d, out_hw):
     n, c, h, w = x.shape
-    oh, ow = out_hw
-    planes = _planes(x)
-    val = empty((n * c, oh, ow), planes.dtype)
-    idx = empty((n * c, oh, ow), np.int64)
-    if val.size:
-        b, t = grid(val.size)
-        _K_MAXPOOL(b, t, flat(planes), n * c, h, w, k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], oh, ow,
-                   flat(val), flat(idx), val.size)
-    return _back(val, (n, c, oh, ow), x.dtype), idx.reshape(n, c, oh, ow)
+    return _plane_op(_K_MAXPOOL, x, out_hw, (n * c, h, w, *k, *s, *p, *d, *out_hw), indices=True)
 
 
-# -- average pooling --------------------------------------------------------------------------------------------
-@cuda.jit(device=True, inline=True)
-def _divisor(i, j, H, W, kh, kw, sh, sw, ph, pw, include_pad, divisor):
-    hs = i * sh - ph
-    he = min(hs + kh, H + ph)
-    ws = j * sw - pw
-    we = min(ws + kw, W + pw)
-    if divisor > 0:
-        return divisor
-    if include_pad:
-        return (he - hs) * (we - ws)
-    return (min(he, H) - max(hs, 0)) * (min(we, W) - max(ws, 0))
-
-
+# -- average pooling: the backward is a gather (each input pixel sums the windows that hold it) -------------------
 def _avgpool(x, H, W, kh, kw, sh, sw, ph, pw, include_pad, divisor, oh, ow, out, total):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < total:
-        j = t % ow
-        i = (t // ow) % oh
-        p = t // (ow * oh)
-        hs = i * sh - ph
-        ws = j * sw - pw
-        h0 = max(hs, 0)
-        h1 = min(min(hs + kh, H + ph), H)
-        w0 = max(ws, 0)
-        w1 = min(min(ws + kw, W + pw), W)
-        d = _divisor(i, j, H, W, kh, kw, sh, sw, ph, pw, include_pad, divisor)
-        acc = 0.0
-        base = p * H * W
-        for hi in range(h0, h1):
-            for wi in range(w0, w1):
-                acc += x[base + hi * W + wi]
+        p, i, j = _plane_coords(t, oh, ow)
+        h0, h1, w0, w1, d = _avg_cell(i, j, H, W, kh, kw, sh, sw, ph, pw, include_pad, divisor)
+        acc = _window_sum(x, p * H * W, W, h0, h1, w0, w1)
         out[t] = acc / d if d > 0 else math.nan
         t += step
 
@@ -124,9 +159,7 @@ def _avgpool_backward(g, H, W, kh, kw, sh, sw, ph, pw, include_pad, divisor, oh,
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < total:
-        w = t % W
-        h = (t // W) % H
-        p = t // (W * H)
+        p, h, w = _plane_coords(t, H, W)
         # windows i with i*sh - ph <= h < i*sh - ph + kh
         i0 = max((h + ph - kh) // sh + 1, 0)
         i1 = min((h + ph) // sh, oh - 1)
@@ -135,42 +168,28 @@ def _avgpool_backward(g, H, W, kh, kw, sh, sw, ph, pw, include_pad, divisor, oh,
         acc = 0.0
         for i in range(i0, i1 + 1):
             for j in range(j0, j1 + 1):
-                d = _divisor(i, j, H, W, kh, kw, sh, sw, ph, pw, include_pad, divisor)
+                d = _avg_cell(i, j, H, W, kh, kw, sh, sw, ph, pw, include_pad, divisor)[4]
                 if d > 0:
                     acc += g[(p * oh + i) * ow + j] / d
         out[t] = acc
         t += step
 
 
-_K_AVGPOOL = Kernel(_avgpool)
-_K_AVGPOOL_BWD = Kernel(_avgpool_backward)
+_K_AVGPOOL, _K_AVGPOOL_BWD = kernels(_avgpool, _avgpool_backward)
+
+
+def _avg_args(k, s, p, include_pad, divisor, in_hw, out_hw) -> tuple:
+    return (*in_hw, *k, *s, *p, bool(include_pad), int(divisor), *out_hw)
 
 
 @impl("avg_pool2d", "cuda")
 def _avgpool_cuda(x, k, s, p, include_pad, divisor, in_hw, out_hw):
-    n, c, h, w = x.shape
-    oh, ow = out_hw
-    planes = _planes(x)
-    out = empty((n * c, oh, ow), planes.dtype)
-    if out.size and planes.size:
-        b, t = grid(out.size)
-        _K_AVGPOOL(b, t, flat(planes), h, w, k[0], k[1], s[0], s[1], p[0], p[1], bool(include_pad), int(divisor),
-                   oh, ow, flat(out), out.size)
-    return _back(out, (n, c, oh, ow), x.dtype)
+    return _plane_op(_K_AVGPOOL, x, out_hw, _avg_args(k, s, p, include_pad, divisor, x.shape[2:], out_hw))
 
 
 @impl("avg_pool2d_backward", "cuda")
 def _avgpool_bwd_cuda(g, k, s, p, include_pad, divisor, in_hw, out_hw):
-    n, c = g.shape[:2]
-    h, w = in_hw
-    oh, ow = out_hw
-    planes = _planes(g)
-    out = empty((n * c, h, w), planes.dtype)
-    if out.size:
-        b, t = grid(out.size)
-        _K_AVGPOOL_BWD(b, t, flat(planes), h, w, k[0], k[1], s[0], s[1], p[0], p[1], bool(include_pad),
-                       int(divisor), oh, ow, flat(out), out.size)
-    return _back(out, (n, c, h, w), g.dtype)
+    return _plane_op(_K_AVGPOOL_BWD, g, in_hw, _avg_args(k, s, p, include_pad, divisor, in_hw, out_hw))
 
 
 # -- adaptive pooling: window i covers [floor(i*n/o), ceil((i+1)*n/o)) -------------------------------------------
@@ -178,19 +197,9 @@ def _adaptive_avg(x, H, W, oh, ow, out, total):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < total:
-        j = t % ow
-        i = (t // ow) % oh
-        p = t // (ow * oh)
-        h0 = (i * H) // oh
-        h1 = ((i + 1) * H + oh - 1) // oh
-        w0 = (j * W) // ow
-        w1 = ((j + 1) * W + ow - 1) // ow
-        acc = 0.0
-        base = p * H * W
-        for hi in range(h0, h1):
-            for wi in range(w0, w1):
-                acc += x[base + hi * W + wi]
-        out[t] = acc / ((h1 - h0) * (w1 - w0))
+        p, i, j = _plane_coords(t, oh, ow)
+        h0, h1, w0, w1, size = _adaptive_cell(i, j, H, W, oh, ow)
+        out[t] = _window_sum(x, p * H * W, W, h0, h1, w0, w1) / size
         t += step
 
 
@@ -198,20 +207,14 @@ def _adaptive_avg_backward(g, H, W, oh, ow, out, total):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < total:
-        w = t % W
-        h = (t // W) % H
-        p = t // (W * H)
+        p, h, w = _plane_coords(t, H, W)
         acc = 0.0
         # a superset of the windows holding (h, w); the exact test is inside
         for i in range(max((h * oh) // H - 1, 0), min(((h + 1) * oh) // H, oh - 1) + 1):
-            h0 = (i * H) // oh
-            h1 = ((i + 1) * H + oh - 1) // oh
-            if h0 <= h < h1:
-                for j in range(max((w * ow) // W - 1, 0), min(((w + 1) * ow) // W, ow - 1) + 1):
-                    w0 = (j * W) // ow
-                    w1 = ((j + 1) * W + ow - 1) // ow
-                    if w0 <= w < w1:
-                        acc += g[(p * oh + i) * ow + j] / ((h1 - h0) * (w1 - w0))
+            for j in range(max((w * ow) // W - 1, 0), min(((w + 1) * ow) // W, ow - 1) + 1):
+                h0, h1, w0, w1, size = _adaptive_cell(i, j, H, W, oh, ow)
+                if h0 <= h < h1 and w0 <= w < w1:
+                    acc += g[(p * oh + i) * ow + j] / size
         out[t] = acc
         t += step
 
@@ -220,68 +223,28 @@ def _adaptive_max(x, H, W, oh, ow, val, idx, total):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < total:
-        j = t % ow
-        i = (t // ow) % oh
-        p = t // (ow * oh)
-        h0 = (i * H) // oh
-        h1 = ((i + 1) * H + oh - 1) // oh
-        w0 = (j * W) // ow
-        w1 = ((j + 1) * W + ow - 1) // ow
-        best_i = h0 * W + w0
-        best = -math.inf
-        base = p * H * W
-        for hi in range(h0, h1):
-            for wi in range(w0, w1):
-                v = x[base + hi * W + wi]
-                if v > best or isnan(v):
-                    best = v
-                    best_i = hi * W + wi
-        val[t] = best
-        idx[t] = best_i
+        p, i, j = _plane_coords(t, oh, ow)
+        h0, h1, w0, w1, _size = _adaptive_cell(i, j, H, W, oh, ow)
+        val[t], idx[t] = _window_max(x, p * H * W, W, h0, h1, 1, w0, w1, 1)
         t += step
 
 
-_K_ADAPTIVE_AVG = Kernel(_adaptive_avg)
-_K_ADAPTIVE_AVG_BWD = Kernel(_adaptive_avg_backward)
-_K_ADAPTIVE_MAX = Kernel(_adaptive_max)
+_K_ADAPTIVE_AVG, _K_ADAPTIVE_AVG_BWD, _K_ADAPTIVE_MAX = kernels(_adaptive_avg, _adaptive_avg_backward, _adaptive_max)
 
 
 @impl("adaptive_avg_pool2d", "cuda")
 def _adaptive_avg_cuda(x, in_hw, out_hw):
-    n, c, h, w = x.shape
-    oh, ow = out_hw
-    planes = _planes(x)
-    out = empty((n * c, oh, ow), planes.dtype)
-    if out.size and planes.size:
-        b, t = grid(out.size)
-        _K_ADAPTIVE_AVG(b, t, flat(planes), h, w, oh, ow, flat(out), out.size)
-    return _back(out, (n, c, oh, ow), x.dtype)
+    return _plane_op(_K_ADAPTIVE_AVG, x, out_hw, (*x.shape[2:], *out_hw))
 
 
 @impl("adaptive_avg_pool2d_backward", "cuda")
 def _adaptive_avg_bwd_cuda(g, in_hw, out_hw):
-    n, c = g.shape[:2]
-    h, w = in_hw
-    oh, ow = out_hw
-    planes = _planes(g)
-    out = empty((n * c, h, w), planes.dtype)
-    if out.size:
-        b, t = grid(out.size)
-        _K_ADAPTIVE_AVG_BWD(b, t, flat(planes), h, w, oh, ow, flat(out), out.size)
-    return _back(out, (n, c, h, w), g.dtype)
+    return _plane_op(_K_ADAPTIVE_AVG_BWD, g, in_hw, (*in_hw, *out_hw))
 
 
 @impl("adaptive_max_pool2d", "cuda")
 def _adaptive_max_cuda(x, out_hw):
-    n, c, h, w = x.shape
-    oh, ow = out_hw
-    planes = _planes(x)
-    val = empty((n * c, oh, ow), planes.dtype)
-    idx = empty((n * c, oh, ow), np.int64)
-    if val.size:
-        b, t = grid(val.size)
-        _K_ADAPTIVE_MAX(b, t, flat(planes), h, w, oh, ow, flat(val), flat(idx), val.size)
-    return _back(val, (n, c, oh, ow), x.dtype), idx.reshape(n, c, oh, ow)
+    return _plane_op(_K_ADAPTIVE_MAX, x, out_hw, (*x.shape[2:], *out_hw), indices=True)
 
 
 # -- gather / scatter-add within planes (max-pool backward and its adjoint) --------------------------------------
@@ -301,28 +264,24 @@ def _plane_scatter_add(g, idx, L, size, out, total):
         t += step
 
 
-_K_PLANE_GATHER = Kernel(_plane_gather)
-_K_PLANE_SCATTER = Kernel(_plane_scatter_add)
+_K_PLANE_GATHER, _K_PLANE_SCATTER = kernels(_plane_gather, _plane_scatter_add)
 
 
 @impl("plane_gather", "cuda")
 def _plane_gather_cuda(src, idx):
     out = empty(idx.shape, src.dtype)
-    if out.size:
-        buf, s0, ss = span(src)
-        b, t = grid(out.size)
-        _K_PLANE_GATHER(b, t, buf, s0, ss, flat(contiguous(idx, np.int64)), idx.shape[1], flat(out), out.size)
+    buf, s0, ss = span(src)
+    _K_PLANE_GATHER.over(out.size, buf, s0, ss, flat(contiguous(idx, np.int64)), idx.shape[1], flat(out), out.size)
     return out
 
 
 @impl("plane_scatter_add", "cuda")
 def _plane_scatter_cuda(g, idx, size):
-    work = F32 if g.dtype == np.float16 else g.dtype
+    work = _work(g.dtype)
     out = zeros((idx.shape[0], size), work)
     if g.size:
-        b, t = grid(g.size)
-        _K_PLANE_SCATTER(b, t, flat(contiguous(g, work)), flat(contiguous(idx, np.int64)), idx.shape[1], size,
-                         flat(out), g.size)
+        _K_PLANE_SCATTER.over(g.size, flat(contiguous(g, work)), flat(contiguous(idx, np.int64)), idx.shape[1], size,
+                              flat(out), g.size)
     return finish(out, g.dtype)
 
 
@@ -331,9 +290,7 @@ def _resample(x, H, W, hidx, hw, th, widx, ww, tw, oh, ow, out, total):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < total:
-        j = t % ow
-        i = (t // ow) % oh
-        p = t // (ow * oh)
+        p, i, j = _plane_coords(t, oh, ow)
         base = p * H * W
         acc = 0.0
         for a in range(th):
@@ -350,9 +307,7 @@ def _resample_adjoint(g, H, W, hidx, hw, th, widx, ww, tw, oh, ow, out, total):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < total:
-        j = t % ow
-        i = (t // ow) % oh
-        p = t // (ow * oh)
+        p, i, j = _plane_coords(t, oh, ow)
         v = g[t]
         for a in range(th):
             hi = hidx[i * th + a]
@@ -362,8 +317,7 @@ def _resample_adjoint(g, H, W, hidx, hw, th, widx, ww, tw, oh, ow, out, total):
         t += step
 
 
-_K_RESAMPLE = Kernel(_resample)
-_K_RESAMPLE_ADJ = Kernel(_resample_adjoint)
+_K_RESAMPLE, _K_RESAMPLE_ADJ = kernels(_resample, _resample_adjoint)
 _TAPS: dict = {}
 
 
@@ -380,28 +334,17 @@ def _device_taps(modes, in_hw, out_hw, align_corners, scales, dtype) -> tuple:
     return taps
 
 
-def _resample_run(src, modes, in_hw, out_hw, align_corners, scales, forward):
-    n, c = src.shape[:2]
-    planes = _planes(src)
-    hidx, hw, th, widx, ww, tw = _device_taps(modes, in_hw, out_hw, align_corners, scales, planes.dtype)
-    (H, W), (oh, ow) = in_hw, out_hw
-    shape = (oh, ow) if forward else (H, W)
-    out = (empty if forward else zeros)((n * c,) + shape, planes.dtype)
-    if out.size and planes.size:
-        if forward:
-            b, t = grid(out.size)
-            _K_RESAMPLE(b, t, flat(planes), H, W, hidx, hw, th, widx, ww, tw, oh, ow, flat(out), out.size)
-        else:
-            b, t = grid(planes.size)
-            _K_RESAMPLE_ADJ(b, t, flat(planes), H, W, hidx, hw, th, widx, ww, tw, oh, ow, flat(out), planes.size)
-    return _back(out, (n, c) + shape, src.dtype)
+def _resample_args(src, modes, in_hw, out_hw, align_corners, scales) -> tuple:
+    taps = _device_taps(modes, in_hw, out_hw, align_corners, scales, _work(src.dtype))
+    return (*in_hw, *taps, *out_hw)
 
 
 @impl("resample2d", "cuda")
 def _resample_cuda(x, modes, in_hw, out_hw, align_corners, scales):
-    return _resample_run(x, modes, in_hw, out_hw, align_corners, scales, True)
+    return _plane_op(_K_RESAMPLE, x, out_hw, _resample_args(x, modes, in_hw, out_hw, align_corners, scales))
 
 
 @impl("resample2d_adjoint", "cuda")
 def _resample_adj_cuda(g, modes, in_hw, out_hw, align_corners, scales):
-    return _resample_run(g, modes, in_hw, out_hw, align_corners, scales, False)
+    return _plane_op(_K_RESAMPLE_ADJ, g, in_hw, _resample_args(g, modes, in_hw, out_hw, align_corners, scales),
+                     scatter=True)

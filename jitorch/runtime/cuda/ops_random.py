@@ -21,7 +21,7 @@ from numba import cuda, float32, float64, uint64
 from . import philox
 from .array import CudaArray, empty
 from .copy import copy_into
-from .typed_kernels import Kernel, contiguous, flat, grid
+from .typed_kernels import contiguous, flat, kernels
 
 _MASK = 0xFFFFFFFF
 UNIFORM, EXPONENTIAL, CAUCHY, GEOMETRIC, BERNOULLI, BERNOULLI_TENSOR = range(6)
@@ -48,6 +48,12 @@ def _philox(block, c2, c3, k0, k1):
         c0 = n0
         c2 = n2
     return c0, c1, c2, c3
+
+
+@cuda.jit(device=True, inline=True)
+def _words(t, k0, k1, c2, c3):
+    """The four words of Philox block ``t`` of the call with key (k0, k1) and counter words (c2, c3)."""
+    return _philox(uint64(t), uint64(c2), uint64(c3), uint64(k0), uint64(k1))
 
 
 @cuda.jit(device=True, inline=True)
@@ -94,7 +100,7 @@ def _fill32(out, n, k0, k1, c2, c3, mode, p1, p2, parr):
     a = float32(p1)
     b = float32(p2)
     while t < nb:
-        w0, w1, w2, w3 = _philox(uint64(t), uint64(c2), uint64(c3), uint64(k0), uint64(k1))
+        w0, w1, w2, w3 = _words(t, k0, k1, c2, c3)
         for j in range(4):
             e = t * 4 + j
             if e < n:
@@ -109,7 +115,7 @@ def _fill64(out, n, k0, k1, c2, c3, mode, p1, p2, parr):
     step = cuda.gridsize(1)
     nb = (n + 1) // 2
     while t < nb:
-        w0, w1, w2, w3 = _philox(uint64(t), uint64(c2), uint64(c3), uint64(k0), uint64(k1))
+        w0, w1, w2, w3 = _words(t, k0, k1, c2, c3)
         e = t * 2
         out[e] = _transform(_u53(w0, w1), mode, p1, p2, parr, e)
         if e + 1 < n:
@@ -133,7 +139,7 @@ def _normal32(out, n, k0, k1, c2, c3, mode, p1, p2):
     std = float32(p2)
     two_pi = float32(6.283185307179586)
     while t < nb:
-        w0, w1, w2, w3 = _philox(uint64(t), uint64(c2), uint64(c3), uint64(k0), uint64(k1))
+        w0, w1, w2, w3 = _words(t, k0, k1, c2, c3)
         for half in range(2):
             wa = w0 if half == 0 else w2
             wb = w1 if half == 0 else w3
@@ -153,7 +159,7 @@ def _normal64(out, n, k0, k1, c2, c3, mode, p1, p2):
     step = cuda.gridsize(1)
     nb = (n + 1) // 2
     while t < nb:
-        w0, w1, w2, w3 = _philox(uint64(t), uint64(c2), uint64(c3), uint64(k0), uint64(k1))
+        w0, w1, w2, w3 = _words(t, k0, k1, c2, c3)
         u1 = 1.0 - _u53(w0, w1)
         u2 = _u53(w2, w3)
         r = math.sqrt(-2.0 * math.log(u1))
@@ -171,7 +177,7 @@ def _integers(out, n, k0, k1, c2, c3, low, span_lo, span_hi):
     span = (uint64(span_hi) << uint64(32)) | uint64(span_lo)
     wide = span_hi > 0 and not (span_hi == 1 and span_lo == 0)
     while t < n:
-        w0, w1, _w2, _w3 = _philox(uint64(t), uint64(c2), uint64(c3), uint64(k0), uint64(k1))
+        w0, w1, _w2, _w3 = _words(t, k0, k1, c2, c3)
         if wide:
             x = ((w0 << uint64(32)) | w1) % span
         else:
@@ -180,11 +186,8 @@ def _integers(out, n, k0, k1, c2, c3, low, span_lo, span_hi):
         t += step
 
 
-_K_FILL32 = Kernel(_fill32)
-_K_FILL64 = Kernel(_fill64)
-_K_NORMAL32 = Kernel(_normal32)
-_K_NORMAL64 = Kernel(_normal64)
-_K_INTEGERS = Kernel(_integers)
+
+_K_FILL32, _K_FILL64, _K_NORMAL32, _K_NORMAL64, _K_INTEGERS = kernels(_fill32, _fill64, _normal32, _normal64, _integers)
 
 
 # -- running a fill into any target ---------------------------------------------------------------------------
@@ -202,6 +205,17 @@ def _call(generator):
     return seed & _MASK, seed >> 32, off & _MASK, off >> 32
 
 
+def _fill(kernel, out: CudaArray, work, per_thread: int, generator, *params) -> CudaArray:
+    """Run fill ``kernel`` (a thread per ``per_thread`` elements) into ``out``, through a contiguous
+    ``work``-dtype temporary where ``out`` is not one; one generator call."""
+    tgt, store = _target(out, work)
+    n = out.size
+    k0, k1, c2, c3 = _call(generator)
+    kernel.over((n + per_thread - 1) // per_thread, flat(tgt), n, k0, k1, c2, c3, *params)
+    store()
+    return out
+
+
 def _uniform_family(out: CudaArray, mode: int, p1: float, p2: float, generator, parr=None) -> CudaArray:
     if out.size == 0:
         return out
@@ -209,16 +223,10 @@ def _uniform_family(out: CudaArray, mode: int, p1: float, p2: float, generator, 
     work = out.dtype if out.dtype in (np.float16, np.float32, np.float64) else (np.float64 if double else np.float32)
     if mode in (BERNOULLI, BERNOULLI_TENSOR, GEOMETRIC):
         work = out.dtype  # 0/1 and counts are exact in every dtype: write straight into the target's type
-    tgt, store = _target(out, work)
-    n = out.size
     if parr is None:
         parr = _dummy(np.float64 if double else np.float32)
-    k0, k1, c2, c3 = _call(generator)
-    blocks, threads = grid((n + (1 if double else 3)) // (2 if double else 4))
-    (_K_FILL64 if double else _K_FILL32)(blocks, threads, flat(tgt), n, k0, k1, c2, c3, mode, float(p1), float(p2),
-                                         parr)
-    store()
-    return out
+    return _fill(_K_FILL64 if double else _K_FILL32, out, work, 2 if double else 4, generator, mode, float(p1),
+                 float(p2), parr)
 
 
 _DUMMIES: dict = {}
@@ -264,14 +272,9 @@ def _normal_family(out: CudaArray, mode: int, mean: float, std: float, generator
     if out.size == 0:
         return out
     double = out.dtype == np.float64
-    tgt, store = _target(out, out.dtype if out.dtype in (np.float16, np.float32, np.float64) else np.float32)
-    n = out.size
-    k0, k1, c2, c3 = _call(generator)
-    blocks, threads = grid((n + (1 if double else 3)) // (2 if double else 4))
-    (_K_NORMAL64 if double else _K_NORMAL32)(blocks, threads, flat(tgt), n, k0, k1, c2, c3, mode, float(mean),
-                                             float(std))
-    store()
-    return out
+    work = out.dtype if out.dtype in (np.float16, np.float32, np.float64) else np.float32
+    return _fill(_K_NORMAL64 if double else _K_NORMAL32, out, work, 2 if double else 4, generator, mode,
+                 float(mean), float(std))
 
 
 def normal_(out: CudaArray, mean: float = 0.0, std: float = 1.0, generator=None) -> CudaArray:
@@ -291,13 +294,8 @@ def random_(out: CudaArray, low: int, high: int, generator=None) -> CudaArray:
     if span <= 0:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     span = min(span, (1 << 64) - 1)
-    tgt, store = _target(out, np.int64 if out.dtype.kind in "iub" and out.dtype != np.int64 else out.dtype)
-    n = out.size
-    k0, k1, c2, c3 = _call(generator)
-    blocks, threads = grid(n)
-    _K_INTEGERS(blocks, threads, flat(tgt), n, k0, k1, c2, c3, int(low), span & _MASK, span >> 32)
-    store()
-    return out
+    work = np.int64 if out.dtype.kind in "iub" and out.dtype != np.int64 else out.dtype
+    return _fill(_K_INTEGERS, out, work, 1, generator, int(low), span & _MASK, span >> 32)
 
 
 def randperm(n: int, dtype=np.int64, generator=None) -> CudaArray:

@@ -21,18 +21,102 @@ from ...ops.registry import impl
 from .array import CudaArray, empty
 from .copy import copy_into
 from .gemm import matmul
-from .typed_kernels import Kernel, cast, contiguous, flat, grid, zeros
+from .typed_kernels import cast, contiguous, flat, kernels, zeros
 
 F32 = np.dtype(np.float32)
 
 
+# -- what the gate kernels share -----------------------------------------------------------------------------------
 @cuda.jit(device=True, inline=True)
 def _sig(x):
     return 1.0 / (1.0 + math.exp(-x))
 
 
+@cuda.jit(device=True, inline=True)
+def _unit(t, hid, gates):
+    """(unit j, start of its sample's gate row) of thread ``t`` over (sample, unit) with ``gates`` gates."""
+    return t % hid, (t // hid) * gates * hid
+
+
+@cuda.jit(device=True, inline=True)
+def _plus_g(dh, gs, has_g, t):
+    """A step's hidden-state gradient plus the incoming gradient of its output ``g_hs[s]``, when there is one."""
+    return dh + gs[t] if has_g else dh
+
+
+@cuda.jit(device=True, inline=True)
+def _lstm_gates(gx, gh, row, j, hid):
+    """Input, forget, cell and output gate activations of unit ``j``: (i, f, g, o)."""
+    i = _sig(gx[row + j] + gh[row + j])
+    f = _sig(gx[row + hid + j] + gh[row + hid + j])
+    g = math.tanh(gx[row + 2 * hid + j] + gh[row + 2 * hid + j])
+    o = _sig(gx[row + 3 * hid + j] + gh[row + 3 * hid + j])
+    return i, f, g, o
+
+
+@cuda.jit(device=True, inline=True)
+def _gru_gates(gx, row, j, hid, ghr, ghz, ghn):
+    """Reset, update and new gates of unit ``j`` from its hidden-side pre-activations (bias included): (r, z, n)."""
+    r = _sig(gx[row + j] + ghr)
+    z = _sig(gx[row + hid + j] + ghz)
+    return r, z, math.tanh(gx[row + 2 * hid + j] + r * ghn)
+
+
+# -- the host time loops -------------------------------------------------------------------------------------------
 def _steps(t: int, reverse: bool) -> list:
     return list(range(t - 1, -1, -1)) if reverse else list(range(t))
+
+
+def _work(a, dt):
+    return None if a is None else contiguous(a, dt)
+
+
+def _dtype(gx) -> np.dtype:
+    return F32 if gx.dtype == np.float16 else gx.dtype  # half recurrences run in float32
+
+
+def _forward(gx, w, h0, reverse: bool, gates: int, step) -> CudaArray:
+    """The forward time loop in the work dtype: per step one GEMM ``gh = h @ W_hh^T``, then
+    ``step(gx[s], gh, h, hs[s])`` (all flat but ``h``) launches the gate kernel that writes the new hidden state."""
+    dt = _dtype(gx)
+    gx, w, h = contiguous(gx, dt), contiguous(w, dt), contiguous(h0, dt)
+    t, n, width = gx.shape
+    hs = empty((t, n, width // gates), dt)
+    for s in _steps(t, reverse):
+        step(flat(gx[s]), flat(matmul(h, w.T)), h, flat(hs[s]))
+        h = hs[s]
+    return hs
+
+
+class _Backward:
+    """What every backward through time starts from, in the work dtype of ``like``: the states each step
+    started from (``hp``), the step order, and the incoming gradients of the outputs."""
+
+    def __init__(self, like, g_hs, h0, hs, reverse: bool):
+        self.out_dt = like.dtype
+        self.dt = dt = _dtype(like)
+        self.hs = contiguous(hs, dt)
+        self.t, self.n, self.hid = self.hs.shape
+        self.steps = _steps(self.t, reverse)
+        self.hp = _prev_states(self.hs, contiguous(h0, dt), reverse)
+        self.g_hs = _work(g_hs, dt)
+        self.has_g = g_hs is not None
+        self._no_g = zeros((1,), dt)
+
+    def g(self, s) -> CudaArray:
+        """The incoming gradient of ``hs[s]`` for the gate kernels (a placeholder when there is none)."""
+        return flat(self.g_hs[s]) if self.has_g else self._no_g
+
+    def state(self) -> CudaArray:
+        return zeros((self.n, self.hid), self.dt)
+
+    def weight_grad(self, dpre: CudaArray) -> CudaArray:
+        """``dW_hh``: every step's pre-activation gradients times the state it started from, in one GEMM."""
+        t, n, width = dpre.shape
+        return matmul(dpre.reshape(t * n, width).T, self.hp.reshape(t * n, self.hid))
+
+    def results(self, *arrays) -> tuple:
+        return tuple(cast(a, self.out_dt) for a in arrays)
 
 
 def _prev_states(hs: CudaArray, h0: CudaArray, reverse: bool) -> CudaArray:
@@ -51,32 +135,13 @@ def _prev_states(hs: CudaArray, h0: CudaArray, reverse: bool) -> CudaArray:
     return hp
 
 
-def _work(a, dt):
-    return None if a is None else contiguous(a, dt)
-
-
-def _dtype(gx) -> np.dtype:
-    return F32 if gx.dtype == np.float16 else gx.dtype  # half recurrences run in float32
-
-
-def _launch(kernel, n, *args):
-    if n:
-        b, t = grid(n)
-        kernel(b, t, *args)
-
-
 # -- LSTM -------------------------------------------------------------------------------------------------------
 def _lstm_step(gx, gh, c, h_out, hid, total):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < total:
-        b = t // hid
-        j = t % hid
-        row = b * 4 * hid
-        i = _sig(gx[row + j] + gh[row + j])
-        f = _sig(gx[row + hid + j] + gh[row + hid + j])
-        g = math.tanh(gx[row + 2 * hid + j] + gh[row + 2 * hid + j])
-        o = _sig(gx[row + 3 * hid + j] + gh[row + 3 * hid + j])
+        j, row = _unit(t, hid, 4)
+        i, f, g, o = _lstm_gates(gx, gh, row, j, hid)
         cn = f * c[t] + i * g
         c[t] = cn
         h_out[t] = o * math.tanh(cn)
@@ -94,10 +159,7 @@ def _lstm_states(gx, hpw, c0, reverse, acts, cs, nsteps, n, hid):
         for k in range(nsteps):
             s = nsteps - 1 - k if reverse else k
             row = (s * n + b) * 4 * hid
-            i = _sig(gx[row + j] + hpw[row + j])
-            f = _sig(gx[row + hid + j] + hpw[row + hid + j])
-            g = math.tanh(gx[row + 2 * hid + j] + hpw[row + 2 * hid + j])
-            o = _sig(gx[row + 3 * hid + j] + hpw[row + 3 * hid + j])
+            i, f, g, o = _lstm_gates(gx, hpw, row, j, hid)
             acts[row + j] = i
             acts[row + hid + j] = f
             acts[row + 2 * hid + j] = g
@@ -112,10 +174,8 @@ def _lstm_step_backward(dmm, gs, has_g, dc, act, c_prev, c_t, dgates, hid, total
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < total:
-        b = t // hid
-        j = t % hid
-        row = b * 4 * hid
-        dh = dmm[t] + gs[t] if has_g else dmm[t]
+        j, row = _unit(t, hid, 4)
+        dh = _plus_g(dmm[t], gs, has_g, t)
         i = act[row + j]
         f = act[row + hid + j]
         g = act[row + 2 * hid + j]
@@ -130,55 +190,40 @@ def _lstm_step_backward(dmm, gs, has_g, dc, act, c_prev, c_t, dgates, hid, total
         t += step
 
 
-_K_LSTM_STEP = Kernel(_lstm_step)
-_K_LSTM_STATES = Kernel(_lstm_states)
-_K_LSTM_BWD = Kernel(_lstm_step_backward)
+_K_LSTM_STEP, _K_LSTM_STATES, _K_LSTM_BWD = kernels(_lstm_step, _lstm_states, _lstm_step_backward)
 
 
 @impl("lstm_sequence", "cuda")
 def _lstm_cuda(gx, w, h0, c0, reverse):
-    out_dt = gx.dtype
-    dt = _dtype(gx)
-    gx, w, h = contiguous(gx, dt), contiguous(w, dt), contiguous(h0, dt)
-    t, n, four_h = gx.shape
-    hid = four_h // 4
-    hs = empty((t, n, hid), dt)
-    cell = empty((n, hid), dt)
+    n, units = gx.shape[1], gx.shape[2] // 4
+    cell = empty((n, units), _dtype(gx))
     copy_into(cell, c0)
-    for s in _steps(t, reverse):
-        gh = matmul(h, w.T)
-        _launch(_K_LSTM_STEP, n * hid, flat(gx[s]), flat(gh), flat(cell), flat(hs[s]), hid, n * hid)
-        h = hs[s]
-    return cast(hs, out_dt), cast(cell, out_dt)
+
+    def step(gxs, gh, h, out):
+        _K_LSTM_STEP.over(n * units, gxs, gh, flat(cell), out, units, n * units)
+    hs = _forward(gx, w, h0, reverse, 4, step)
+    return cast(hs, gx.dtype), cast(cell, gx.dtype)
 
 
 @impl("lstm_sequence_backward", "cuda")
 def _lstm_backward_cuda(g_hs, g_cn, gx, w, h0, c0, hs, reverse):
-    out_dt = gx.dtype
-    dt = _dtype(gx)
-    gx, w, h0, c0, hs = (contiguous(a, dt) for a in (gx, w, h0, c0, hs))
-    g_hs = _work(g_hs, dt)
-    t, n, four_h = gx.shape
-    hid = four_h // 4
-    steps = _steps(t, reverse)
-    hp = _prev_states(hs, h0, reverse)
-    hpw = matmul(hp, w.T)  # (T, N, 4H): the hidden half of every step's pre-activation
+    bp = _Backward(gx, g_hs, h0, hs, reverse)
+    dt, t, n, hid, steps = bp.dt, bp.t, bp.n, bp.hid, bp.steps
+    gx, w, c0 = contiguous(gx, dt), contiguous(w, dt), contiguous(c0, dt)
+    hpw = matmul(bp.hp, w.T)  # (T, N, 4H): the hidden half of every step's pre-activation
     acts = empty(gx.shape, dt)
-    cs = empty(hs.shape, dt)
-    _launch(_K_LSTM_STATES, n * hid, flat(gx), flat(hpw), flat(c0), bool(reverse), flat(acts), flat(cs), t, n, hid)
+    cs = empty(bp.hs.shape, dt)
+    _K_LSTM_STATES.over(n * hid, flat(gx), flat(hpw), flat(c0), bool(reverse), flat(acts), flat(cs), t, n, hid)
     dgates = empty(gx.shape, dt)
-    dc = zeros((n, hid), dt) if g_cn is None else contiguous(g_cn, dt).copy()
-    dmm = zeros((n, hid), dt)
-    dummy = zeros((1,), dt)
+    dc = bp.state() if g_cn is None else contiguous(g_cn, dt).copy()
+    dmm = bp.state()
     for k in range(t - 1, -1, -1):
         s = steps[k]
         c_prev = c0 if k == 0 else cs[steps[k - 1]]
-        gs = flat(g_hs[s]) if g_hs is not None else dummy
-        _launch(_K_LSTM_BWD, n * hid, flat(dmm), gs, g_hs is not None, flat(dc), flat(acts[s]), flat(c_prev),
-                flat(cs[s]), flat(dgates[s]), hid, n * hid)
+        _K_LSTM_BWD.over(n * hid, flat(dmm), bp.g(s), bp.has_g, flat(dc), flat(acts[s]), flat(c_prev),
+                         flat(cs[s]), flat(dgates[s]), hid, n * hid)
         dmm = matmul(dgates[s], w)
-    dw = matmul(dgates.reshape(t * n, four_h).T, hp.reshape(t * n, hid))
-    return tuple(cast(a, out_dt) for a in (dgates, dw, dmm, dc))
+    return bp.results(dgates, bp.weight_grad(dgates), dmm, dc)
 
 
 # -- GRU --------------------------------------------------------------------------------------------------------
@@ -186,15 +231,11 @@ def _gru_step(gx, gh, bias, has_b, h_prev, h_out, hid, total):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < total:
-        b = t // hid
-        j = t % hid
-        row = b * 3 * hid
+        j, row = _unit(t, hid, 3)
         ghr = gh[row + j] + bias[j] if has_b else gh[row + j]
         ghz = gh[row + hid + j] + bias[hid + j] if has_b else gh[row + hid + j]
         ghn = gh[row + 2 * hid + j] + bias[2 * hid + j] if has_b else gh[row + 2 * hid + j]
-        r = _sig(gx[row + j] + ghr)
-        z = _sig(gx[row + hid + j] + ghz)
-        nn = math.tanh(gx[row + 2 * hid + j] + r * ghn)
+        _r, z, nn = _gru_gates(gx, row, j, hid, ghr, ghz, ghn)
         h_out[t] = (1.0 - z) * nn + z * h_prev[t]
         t += step
 
@@ -212,16 +253,10 @@ def _gru_step_backward(dmm, dprev, gs, has_g, gx, gh, h_prev, dgx, dgh, direct, 
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < total:
-        b = t // hid
-        j = t % hid
-        row = b * 3 * hid
-        d = dmm[t] + dprev[t]
-        if has_g:
-            d += gs[t]
-        r = _sig(gx[row + j] + gh[row + j])
-        z = _sig(gx[row + hid + j] + gh[row + hid + j])
+        j, row = _unit(t, hid, 3)
+        d = _plus_g(dmm[t] + dprev[t], gs, has_g, t)
         ghn = gh[row + 2 * hid + j]
-        nn = math.tanh(gx[row + 2 * hid + j] + r * ghn)
+        r, z, nn = _gru_gates(gx, row, j, hid, gh[row + j], gh[row + hid + j], ghn)
         dn = d * (1.0 - z) * (1.0 - nn * nn)
         dz = d * (h_prev[t] - nn) * z * (1.0 - z)
         dr = dn * ghn * r * (1.0 - r)
@@ -254,62 +289,45 @@ def _column_sums(x, rows, cols, out):
         q += step
 
 
-_K_GRU_STEP = Kernel(_gru_step)
-_K_ADD_BIAS = Kernel(_add_bias)
-_K_GRU_BWD = Kernel(_gru_step_backward)
-_K_ADD2 = Kernel(_add2)
-_K_COLSUM = Kernel(_column_sums)
+(_K_GRU_STEP, _K_ADD_BIAS, _K_GRU_BWD, _K_ADD2, _K_COLSUM) = kernels(
+    _gru_step, _add_bias, _gru_step_backward, _add2, _column_sums)
 
 
 @impl("gru_sequence", "cuda")
 def _gru_cuda(gx, w, b, h0, reverse):
-    out_dt = gx.dtype
-    dt = _dtype(gx)
-    gx, w, h = contiguous(gx, dt), contiguous(w, dt), contiguous(h0, dt)
-    bias = _work(b, dt)
-    t, n, three_h = gx.shape
-    hid = three_h // 3
-    hs = empty((t, n, hid), dt)
-    bb = flat(bias) if bias is not None else zeros((1,), dt)
-    for s in _steps(t, reverse):
-        gh = matmul(h, w.T)
-        _launch(_K_GRU_STEP, n * hid, flat(gx[s]), flat(gh), bb, bias is not None, flat(h), flat(hs[s]), hid,
-                n * hid)
-        h = hs[s]
-    return cast(hs, out_dt)
+    n, units = gx.shape[1], gx.shape[2] // 3
+    bias = _work(b, _dtype(gx))
+    bb = flat(bias) if bias is not None else zeros((1,), _dtype(gx))
+
+    def step(gxs, gh, h, out):
+        _K_GRU_STEP.over(n * units, gxs, gh, bb, bias is not None, flat(h), out, units, n * units)
+    return cast(_forward(gx, w, h0, reverse, 3, step), gx.dtype)
 
 
 @impl("gru_sequence_backward", "cuda")
 def _gru_backward_cuda(g_hs, gx, w, b, h0, hs, reverse):
-    out_dt = gx.dtype
-    dt = _dtype(gx)
-    gx, w, h0, hs = (contiguous(a, dt) for a in (gx, w, h0, hs))
-    g_hs, bias = _work(g_hs, dt), _work(b, dt)
-    t, n, three_h = gx.shape
-    hid = three_h // 3
-    hp = _prev_states(hs, h0, reverse)
-    gh = matmul(hp, w.T)
+    bp = _Backward(gx, g_hs, h0, hs, reverse)
+    dt, t, n, hid = bp.dt, bp.t, bp.n, bp.hid
+    gx, w, bias = contiguous(gx, dt), contiguous(w, dt), _work(b, dt)
+    three_h = gx.shape[2]
+    gh = matmul(bp.hp, w.T)
     if bias is not None:
-        _launch(_K_ADD_BIAS, gh.size, flat(gh), flat(bias), three_h, gh.size)
+        _K_ADD_BIAS.over(gh.size, flat(gh), flat(bias), three_h, gh.size)
     dgx = empty(gx.shape, dt)
     dgh = empty(gh.shape, dt)
-    dmm = zeros((n, hid), dt)
-    dprev = zeros((n, hid), dt)
-    dummy = zeros((1,), dt)
-    for s in _steps(t, reverse)[::-1]:
+    dmm = bp.state()
+    dprev = bp.state()
+    for s in bp.steps[::-1]:
         direct = empty((n, hid), dt)
-        gs = flat(g_hs[s]) if g_hs is not None else dummy
-        _launch(_K_GRU_BWD, n * hid, flat(dmm), flat(dprev), gs, g_hs is not None, flat(gx[s]), flat(gh[s]),
-                flat(hp[s]), flat(dgx[s]), flat(dgh[s]), flat(direct), hid, n * hid)
+        _K_GRU_BWD.over(n * hid, flat(dmm), flat(dprev), bp.g(s), bp.has_g, flat(gx[s]), flat(gh[s]),
+                        flat(bp.hp[s]), flat(dgx[s]), flat(dgh[s]), flat(direct), hid, n * hid)
         dmm, dprev = matmul(dgh[s], w), direct
     dh = empty((n, hid), dt)
-    _launch(_K_ADD2, n * hid, flat(dh), flat(dmm), flat(dprev), n * hid)
-    flat_dgh = dgh.reshape(t * n, three_h)
-    dw = matmul(flat_dgh.T, hp.reshape(t * n, hid))
+    _K_ADD2.over(n * hid, flat(dh), flat(dmm), flat(dprev), n * hid)
     db = zeros((three_h,), dt)
     if bias is not None and t * n:
-        _launch(_K_COLSUM, three_h, flat(flat_dgh), t * n, three_h, db)
-    return tuple(cast(a, out_dt) for a in (dgx, dw, db, dh))
+        _K_COLSUM.over(three_h, flat(dgh.reshape(t * n, three_h)), t * n, three_h, db)
+    return bp.results(dgx, bp.weight_grad(dgh), db, dh)
 
 
 # -- Elman RNN ---------------------------------------------------------------------------------------------------
@@ -326,7 +344,7 @@ def _rnn_step_backward(dmm, gs, has_g, h, dpre, relu, total):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < total:
-        dh = dmm[t] + gs[t] if has_g else dmm[t]
+        dh = _plus_g(dmm[t], gs, has_g, t)
         v = h[t]
         if relu:
             dpre[t] = dh if v > 0 else dh * 0.0
@@ -335,39 +353,28 @@ def _rnn_step_backward(dmm, gs, has_g, h, dpre, relu, total):
         t += step
 
 
-_K_RNN_STEP = Kernel(_rnn_step)
-_K_RNN_BWD = Kernel(_rnn_step_backward)
+_K_RNN_STEP, _K_RNN_BWD = kernels(_rnn_step, _rnn_step_backward)
 
 
 @impl("rnn_sequence", "cuda")
 def _rnn_cuda(gx, w, h0, reverse, nonlinearity):
-    out_dt = gx.dtype
-    dt = _dtype(gx)
-    gx, w, h = contiguous(gx, dt), contiguous(w, dt), contiguous(h0, dt)
-    t, n, hid = gx.shape
-    hs = empty((t, n, hid), dt)
-    for s in _steps(t, reverse):
-        gh = matmul(h, w.T)
-        _launch(_K_RNN_STEP, n * hid, flat(gx[s]), flat(gh), flat(hs[s]), nonlinearity == "relu", n * hid)
-        h = hs[s]
-    return cast(hs, out_dt)
+    size = gx.shape[1] * gx.shape[2]
+    relu = nonlinearity == "relu"
+
+    def step(gxs, gh, h, out):
+        _K_RNN_STEP.over(size, gxs, gh, out, relu, size)
+    return cast(_forward(gx, w, h0, reverse, 1, step), gx.dtype)
 
 
 @impl("rnn_sequence_backward", "cuda")
 def _rnn_backward_cuda(g_hs, w, h0, hs, reverse, nonlinearity):
-    out_dt = hs.dtype
-    dt = _dtype(hs)
-    w, h0, hs = (contiguous(a, dt) for a in (w, h0, hs))
-    g_hs = _work(g_hs, dt)
-    t, n, hid = hs.shape
-    hp = _prev_states(hs, h0, reverse)
-    dpre = empty(hs.shape, dt)
-    dmm = zeros((n, hid), dt)
-    dummy = zeros((1,), dt)
-    for s in _steps(t, reverse)[::-1]:
-        gs = flat(g_hs[s]) if g_hs is not None else dummy
-        _launch(_K_RNN_BWD, n * hid, flat(dmm), gs, g_hs is not None, flat(hs[s]), flat(dpre[s]),
-                nonlinearity == "relu", n * hid)
+    bp = _Backward(hs, g_hs, h0, hs, reverse)
+    w = contiguous(w, bp.dt)
+    dpre = empty(bp.hs.shape, bp.dt)
+    dmm = bp.state()
+    size = bp.n * bp.hid
+    for s in bp.steps[::-1]:
+        _K_RNN_BWD.over(size, flat(dmm), bp.g(s), bp.has_g, flat(bp.hs[s]), flat(dpre[s]), nonlinearity == "relu",
+                        size)
         dmm = matmul(dpre[s], w)
-    dw = matmul(dpre.reshape(t * n, hid).T, hp.reshape(t * n, hid))
-    return tuple(cast(a, out_dt) for a in (dpre, dw, dmm))
+    return bp.results(dpre, bp.weight_grad(dpre), dmm)

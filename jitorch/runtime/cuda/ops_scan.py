@@ -22,9 +22,19 @@ from ...ops import scan as _scan  # noqa: F401 - the ops must exist before their
 from ...ops.registry import impl
 from . import driver
 from .array import empty
-from .typed_kernels import Kernel, cast, contiguous, flat, grid, isnan
+from .typed_kernels import (
+    PROD,
+    SUM,
+    Kernel,
+    cast,
+    combine,
+    contiguous,
+    flat,
+    grid,
+    isnan,
+)
 
-SUM, PROD, LOGSUMEXP = 0, 1, 2
+LOGSUMEXP = 0  # the scan ops: SUM, PROD (typed_kernels' reduction codes) and this one
 _TPB = 8 if driver.simulated() else 256
 _SHORT_ROW = 16  # rows this short are scanned by one thread each (a block per row would idle)
 
@@ -42,11 +52,9 @@ def _log_add_exp(a, b):
 
 @cuda.jit(device=True, inline=True)
 def _combine(a, b, op):
-    if op == SUM:
-        return a + b
-    if op == PROD:
-        return a * b
-    return _log_add_exp(a, b)
+    if op == LOGSUMEXP:
+        return _log_add_exp(a, b)
+    return combine(a, b, op)
 
 
 @cuda.jit(device=True, inline=True)

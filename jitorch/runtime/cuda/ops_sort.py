@@ -60,6 +60,18 @@ def before(va, ia, vb, ib, n, desc):
     return ia < ib
 
 
+@cuda.jit(device=True, inline=True)
+def order_pair(keys, idx, i, ixj, n, desc, up):
+    """Bitonic compare-exchange of keys ``i`` < ``ixj``: ascending order where ``up``, else descending."""
+    if before(keys[ixj], idx[ixj], keys[i], idx[i], n, desc) == up:
+        tk = keys[i]
+        keys[i] = keys[ixj]
+        keys[ixj] = tk
+        ti = idx[i]
+        idx[i] = idx[ixj]
+        idx[ixj] = ti
+
+
 def load(src, keys, idx, nrows, n, P, total):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
@@ -93,14 +105,7 @@ def shared_pass(keys, idx, total, P, n, desc, k_lo, k_hi):
                 for i in range(tid, CH, TPB):
                     ixj = i ^ j
                     if ixj > i:
-                        up = ((base + i) & (P - 1) & k) == 0
-                        if before(sk[ixj], si[ixj], sk[i], si[i], n, desc) == up:
-                            tk = sk[i]
-                            sk[i] = sk[ixj]
-                            sk[ixj] = tk
-                            ti = si[i]
-                            si[i] = si[ixj]
-                            si[ixj] = ti
+                        order_pair(sk, si, i, ixj, n, desc, ((base + i) & (P - 1) & k) == 0)
                 cuda.syncthreads()
                 j //= 2
             k *= 2
@@ -118,15 +123,7 @@ def global_step(keys, idx, total, P, n, desc, k, j):
     half = total // 2
     while t < half:
         i = (t // j) * 2 * j + t % j
-        ixj = i + j
-        up = (i & (P - 1) & k) == 0
-        if before(keys[ixj], idx[ixj], keys[i], idx[i], n, desc) == up:
-            tk = keys[i]
-            keys[i] = keys[ixj]
-            keys[ixj] = tk
-            ti = idx[i]
-            idx[i] = idx[ixj]
-            idx[ixj] = ti
+        order_pair(keys, idx, i, i + j, n, desc, (i & (P - 1) & k) == 0)
         t += step
 '''
 

@@ -28,26 +28,28 @@ _F64 = np.dtype(np.float64)
 
 # Each body runs once per element ``i``; ``C(...)`` converts to the compute type and
 # ``P(...)`` to the storage type.  The statements mirror optim/_fused.py line for line.
+# The gradient every algorithm but Adam steps with: negated to maximize, plus L2 weight decay.
+_DECAYED_GRAD = """
+g = C(grad[i])
+if maximize:
+    g = -g
+if use_wd:
+    g = fma(C(param[i]), weight_decay, g)"""
 _KERNELS = {
     "sgd": (["param", "grad", "buf"],
             ["neg_lr", "weight_decay", "momentum", "keep"],
-            ["use_wd", "use_momentum", "first", "nesterov", "maximize"], """
-d = C(grad[i])
-if maximize:
-    d = -d
-if use_wd:
-    d = fma(C(param[i]), weight_decay, d)
+            ["use_wd", "use_momentum", "first", "nesterov", "maximize"], _DECAYED_GRAD + """
 if use_momentum:
     if first:
-        b = d
+        b = g
     else:
-        b = fma(d, keep, C(buf[i]) * momentum)
+        b = fma(g, keep, C(buf[i]) * momentum)
     buf[i] = P(b)
     if nesterov:
-        d = fma(b, momentum, d)
+        g = fma(b, momentum, g)
     else:
-        d = b
-param[i] = P(fma(d, neg_lr, C(param[i])))
+        g = b
+param[i] = P(fma(g, neg_lr, C(param[i])))
 """),
     "adam": (["param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"],
              ["w1", "w1_minus_one", "beta2", "one_minus_beta2", "weight_decay", "decay_keep", "bc2_sqrt", "eps",
@@ -81,12 +83,7 @@ param[i] = P(p + neg_step_size * m / denom)
 """),
     "rmsprop": (["param", "grad", "square_avg", "grad_avg", "buf"],
                 ["alpha", "one_minus_alpha", "w_minus_one", "eps", "weight_decay", "momentum", "neg_lr"],
-                ["lerp_small", "use_wd", "centered", "use_momentum", "maximize"], """
-g = C(grad[i])
-if maximize:
-    g = -g
-if use_wd:
-    g = fma(C(param[i]), weight_decay, g)
+                ["lerp_small", "use_wd", "centered", "use_momentum", "maximize"], _DECAYED_GRAD + """
 sa = fma(one_minus_alpha * g, g, C(square_avg[i]) * alpha)
 square_avg[i] = P(sa)
 if centered:
@@ -109,12 +106,7 @@ else:
 """),
     "adagrad": (["param", "grad", "state_sum"],
                 ["neg_clr", "weight_decay", "eps"],
-                ["use_wd", "maximize"], """
-g = C(grad[i])
-if maximize:
-    g = -g
-if use_wd:
-    g = fma(C(param[i]), weight_decay, g)
+                ["use_wd", "maximize"], _DECAYED_GRAD + """
 s = fma(g, g, C(state_sum[i]))
 state_sum[i] = P(s)
 std = math.sqrt(s) + eps

@@ -200,6 +200,12 @@ class Kernel:
         from cuda.core import launch as core_launch
         core_launch(_core_stream(), _launch_config(grid, block, shared), cukernel, *words)
 
+    def over(self, n: int, *args) -> None:
+        """Launch a grid-stride kernel over ``n`` items (:func:`grid`); nothing to launch when ``n`` is 0."""
+        if n:
+            blocks, threads = launch.config(n)
+            self(blocks, threads, *args)
+
     def _compile(self, args) -> tuple:
         """(numba ``_Kernel``, argument kinds, cuda.core kernel or None to launch through numba)."""
         argtypes = tuple(_numba_type(a) for a in args)
@@ -238,6 +244,11 @@ def _cacheable(fn) -> bool:
 def kernel(fn) -> Kernel:
     """Decorator form of :class:`Kernel`."""
     return Kernel(fn)
+
+
+def kernels(*fns) -> tuple:
+    """The :class:`Kernel` of each kernel function (a module section's launch table in one statement)."""
+    return tuple(Kernel(f) for f in fns)
 
 
 # -- argument helpers ----------------------------------------------------------------------------------------
@@ -346,3 +357,19 @@ _NZ_BOOL = Kernel(_nz_bool)
 def isnan(v):
     """A NaN test for kernels that also compiles for integer values (where it is always False)."""
     return v != v  # noqa: PLR0124 - the comparison is the test
+
+
+# op codes of :func:`combine`, the binary reductions kernels take as a run-time argument
+SUM, PROD, AMAX, AMIN = 1, 2, 3, 4
+
+
+@cuda.jit(device=True, inline=True)
+def combine(acc, v, op):
+    """``acc`` combined with a new value ``v`` by reduction ``op``; amax/amin propagate NaN (which then stays)."""
+    if op == SUM:
+        return acc + v
+    if op == PROD:
+        return acc * v
+    if op == AMAX:
+        return v if (v > acc or isnan(v)) and not isnan(acc) else acc
+    return v if (v < acc or isnan(v)) and not isnan(acc) else acc
