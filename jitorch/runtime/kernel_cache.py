@@ -95,16 +95,49 @@ def purge_numba_cache(dispatcher) -> None:
 def first_call(dispatcher, args):
     """Call a dispatcher the first time for these argument types.
 
-    A truncated cache file makes Numba raise EOFError (numba#10434) or a
-    pickle error: drop the cache and compile again instead of failing.
+    The call may compile and write Numba's on-disk cache; processes that do
+    this for the same function at once (pytest-xdist workers, DataLoader
+    workers, MPI ranks) could interleave their index and data files, so the
+    compile runs under a file lock per kernel module.  A truncated cache file
+    makes Numba raise EOFError (numba#10434) or a pickle error: drop the cache
+    and compile again instead of failing.
     """
-    try:
-        return dispatcher(*args)
-    except (EOFError, ValueError, TypeError) as exc:
-        if isinstance(exc, (ValueError, TypeError)) and "pickle" not in str(exc).lower():
-            raise
-        purge_numba_cache(dispatcher)
-        return dispatcher(*args)
+    with _compile_lock(dispatcher):
+        try:
+            return dispatcher(*args)
+        except (EOFError, ValueError, TypeError) as exc:
+            if isinstance(exc, (ValueError, TypeError)) and "pickle" not in str(exc).lower():
+                raise
+            purge_numba_cache(dispatcher)
+            return dispatcher(*args)
+
+
+class _compile_lock:
+    """An exclusive ``flock`` on ``<cache dir>/locks/<module>.lock`` (a no-op where flock is missing)."""
+
+    def __init__(self, dispatcher):
+        mod = getattr(getattr(dispatcher, "py_func", None), "__module__", None) or "unknown"
+        self.path = os.path.join(cache_dir(), "locks", f"{mod}.lock")
+        self.fd = None
+
+    def __enter__(self):
+        try:
+            import fcntl
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except (ImportError, OSError):
+            if self.fd is not None:
+                os.close(self.fd)
+            self.fd = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            import fcntl
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+        return False
 
 
 def layout_key(args) -> tuple:
