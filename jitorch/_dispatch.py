@@ -13,6 +13,7 @@ from ._tensor import Tensor, wrap, wrap_view
 from .autograd import grad_mode
 from .autograd.graph import OpNode, SavedTensor, grad_accumulator
 from .runtime import cpu
+from .runtime.bf16 import run_via_float32
 from .runtime.device import CPU as _CPU
 
 _state = grad_mode._state
@@ -65,6 +66,7 @@ def set_tracer(tracer):
 _result_type = D.result_type
 _float = D.float32
 _from_np = D.from_numpy
+_BF16 = D.bfloat16
 
 
 def _rule(op, dt):
@@ -96,8 +98,7 @@ def _rule(op, dt):
 
 
 def _type_word(dt) -> str:
-    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
-            "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}[dt.name]
+    return D.type_word(dt)
 
 
 def broadcast_shapes(*shapes):
@@ -170,7 +171,7 @@ def elementwise(op, *args, out=None, inplace=None, dtype=None):
     operands = [a._data if isinstance(a, Tensor) else a for a in args]
     if dev is not _CPU:
         # a CPU 0-d tensor in a CUDA op is a scalar operand, as in torch (its dtype has been promoted already)
-        operands = [o.item() if o.__class__ is np.ndarray else o for o in operands]
+        operands = [D.host_values(o).item() if o.__class__ is np.ndarray else o for o in operands]
     needs_grad = _state.grad_enabled and op.differentiable and any(t._requires_grad for t in tensors)
     if target is not None and not target._data.flags.writeable:
         raise RuntimeError(
@@ -534,7 +535,14 @@ def apply(op, inputs, attrs=None, *, view_of=None):
     fn = op.impl.get(dev.type)
     if fn is None:
         fn = _missing_impl(op, dev, view_of)
-    res = fn(*[t._data if t is not None else None for t in inputs], **attrs)
+    arrays = [t._data if t is not None else None for t in inputs]
+    for t in inputs:  # a plain loop: cheaper than any() on the hot path
+        if t is not None and t._dtype is _BF16:
+            if view_of is None and not getattr(op, "bf16_native", False):
+                res = run_via_float32(fn, arrays, attrs)  # the kernel cannot compute with bfloat16 bit patterns
+                break
+    else:
+        res = fn(*arrays, **attrs)
     if res.__class__ is not np.ndarray and not isinstance(res, tuple) and not getattr(res, "is_cuda_array", False):
         res = np.asarray(res)  # a NumPy scalar would not be a view-able tensor
     multi = isinstance(res, tuple)

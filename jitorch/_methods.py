@@ -264,8 +264,9 @@ def _as(dt_name):
     return lambda self, memory_format=None: C.to(self, dt)
 
 
-for _name, _dt in (("float", "float32"), ("double", "float64"), ("half", "float16"), ("long", "int64"),
-                   ("int", "int32"), ("short", "int16"), ("char", "int8"), ("byte", "uint8"), ("bool", "bool_")):
+for _name, _dt in (("float", "float32"), ("double", "float64"), ("half", "float16"), ("bfloat16", "bfloat16"),
+                   ("long", "int64"), ("int", "int32"), ("short", "int16"), ("char", "int8"), ("byte", "uint8"),
+                   ("bool", "bool_")):
     _bind(_name, _as(_dt))
 _bind("type_as", lambda self, other: C.to(self, other.dtype))
 _bind("cpu", lambda self, memory_format=None: C.to(self, "cpu"))

@@ -191,7 +191,7 @@ class Tensor:
 
     def _type_name(self) -> str:
         names = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
-                 "int8": "CharTensor", "int16": "ShortTensor", "int32": "IntTensor",
+                 "bfloat16": "BFloat16Tensor", "int8": "CharTensor", "int16": "ShortTensor", "int32": "IntTensor",
                  "int64": "LongTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}
         return names[self._dtype.name]
 
@@ -201,7 +201,7 @@ class Tensor:
             return ("jitorch.cuda." if self._device.type == "cuda" else "jitorch.") + self._type_name()
         if isinstance(dtype, str):
             rev = {"FloatTensor": D.float32, "DoubleTensor": D.float64, "HalfTensor": D.float16,
-                   "CharTensor": D.int8, "ShortTensor": D.int16, "IntTensor": D.int32,
+                   "BFloat16Tensor": D.bfloat16, "CharTensor": D.int8, "ShortTensor": D.int16, "IntTensor": D.int32,
                    "LongTensor": D.int64, "ByteTensor": D.uint8, "BoolTensor": D.bool_}
             parts = dtype.split(".")
             if parts[-1] not in rev:
@@ -365,12 +365,16 @@ class Tensor:
             _tracer.on_concrete(self, "numpy")
         if self._device.type != "cpu":
             raise _to_numpy_error(self)
+        if self._dtype is D.bfloat16:
+            raise _bf16_numpy_error()
         return self._data
 
     def __array__(self, dtype=None, copy=None):
         arr = self._data
         if arr.__class__ is not np.ndarray:
             raise _to_numpy_error(self)
+        if self._dtype is D.bfloat16:
+            raise _bf16_numpy_error()
         return arr.astype(dtype) if dtype is not None else arr
 
     def _host(self) -> np.ndarray:
@@ -384,12 +388,12 @@ class Tensor:
             _tracer.on_concrete(self, "item")
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
-        return self._host().reshape(()).item()
+        return D.host_values(self._host()).reshape(()).item()
 
     def tolist(self):
         if _tracer is not None:
             _tracer.on_concrete(self, "tolist")
-        return self._host().tolist()
+        return D.host_values(self._host()).tolist()
 
     def __len__(self) -> int:
         if self._data.ndim == 0:
@@ -406,7 +410,7 @@ class Tensor:
             _tracer.on_concrete(self, "bool")
         if self._data.size != 1:
             raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
-        return bool(self._host().reshape(()))
+        return bool(D.host_values(self._host()).reshape(()))
 
     def __float__(self) -> float:
         return float(self.item())
@@ -477,6 +481,11 @@ def _rebuild(arr, dtype_name, requires_grad, cls=Tensor, device=None):
 def _to_numpy_error(t) -> TypeError:
     return TypeError(f"can't convert {t._device} device type tensor to numpy. "
                      "Use Tensor.cpu() to copy the tensor to host memory first.")
+
+
+def _bf16_numpy_error() -> TypeError:
+    # NumPy has no bfloat16: torch refuses too (convert with .float() first)
+    return TypeError("Got unsupported ScalarType BFloat16")
 
 
 def _init(t, arr, dtype, device=CPU):

@@ -41,6 +41,7 @@ __all__ = [
     "init",
     "initial_seed",
     "is_available",
+    "is_bf16_supported",
     "is_initialized",
     "manual_seed",
     "manual_seed_all",
@@ -178,6 +179,14 @@ def get_device_name(device=None) -> str:
 def get_device_capability(device=None) -> tuple[int, int]:
     p = get_device_properties(device)
     return p.major, p.minor
+
+
+def is_bf16_supported(including_emulation: bool = True) -> bool:
+    """Can this device compute in bfloat16?  Natively from compute capability 8.0 (Ampere); with
+    ``including_emulation`` on any GPU, since jitorch's kernels widen bfloat16 to float32 to compute."""
+    if not is_available():
+        return False
+    return including_emulation or get_device_capability() >= (8, 0)
 
 
 # -- streams and events ---------------------------------------------------------------------------------------
@@ -448,3 +457,11 @@ def _host_fallback_ops() -> set[str]:
     (see ``jitorch/runtime/cuda/fallback.py``)."""
     from .runtime.cuda import fallback
     return fallback.ops_that_fell_back()
+
+
+def __getattr__(name: str):
+    # ``jitorch.cuda.amp`` (torch's deprecated spelling of ``jitorch.amp`` for CUDA) loads on first use
+    if name == "amp":
+        from .amp import _cuda_amp
+        return _cuda_amp
+    raise AttributeError(f"module 'jitorch.cuda' has no attribute '{name}'")

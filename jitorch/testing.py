@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-_TOL = {"float16": (1e-3, 1e-5), "float32": (1.3e-6, 1e-5), "float64": (1e-7, 1e-7)}
+from . import _dtype as D
+
+_TOL = {"float16": (1e-3, 1e-5), "bfloat16": (1.6e-2, 1e-5), "float32": (1.3e-6, 1e-5), "float64": (1e-7, 1e-7)}
 
 
 def assert_close(actual, expected, *, rtol=None, atol=None, equal_nan=False, check_dtype=True, msg=None) -> None:
@@ -25,8 +27,9 @@ def assert_close(actual, expected, *, rtol=None, atol=None, equal_nan=False, che
     default = _TOL.get(a.dtype.name, (0.0, 0.0))
     rt = default[0] if rtol is None else rtol
     at = default[1] if atol is None else atol
-    x = np.asarray(a.detach()._data, dtype=np.float64)
-    y = np.asarray(e.detach()._data, dtype=np.float64)
+    # host values as float64 (bfloat16 bit patterns widened, device tensors copied)
+    x = np.asarray(D.host_values(a.detach()._host()), dtype=np.float64)
+    y = np.asarray(D.host_values(e.detach()._host()), dtype=np.float64)
     ok = np.isclose(x, y, rtol=rt, atol=at, equal_nan=equal_nan)
     if not ok.all():
         bad = int((~ok).sum())

@@ -11,6 +11,7 @@ import traceback
 
 import numpy as np
 from numba import cuda
+from numba.core import types as numba_types
 
 from jitorch.runtime.cuda import typed_kernels as T
 from jitorch.runtime.cuda.array import CudaArray
@@ -45,12 +46,24 @@ def _compiler_available() -> bool:
 if not _compiler_available():
     sys.exit(77)
 
+# Kernels that call device functions (the bfloat16 helpers, cuda_vmath's fma...) make numba-cuda compile
+# those for "the current device", which needs a driver; without a GPU, say it is the sm_90 we target.
+import numba.cuda.dispatcher as _nb_dispatcher  # noqa: E402
+
+
+class _Sm90:
+    compute_capability = (9, 0)
+
+
+_nb_dispatcher.get_current_device = lambda: _Sm90()
+
 
 def check(name, kernel, *args):
     global count
     count += 1
     fn = kernel.pyfunc if isinstance(kernel, T.Kernel) else kernel
-    argtypes = tuple(T._numba_type(a) for a in args)
+    # (an argument may be given as its numba type already: generated kernels' launch parameters)
+    argtypes = tuple(a if isinstance(a, numba_types.Type) else T._numba_type(a) for a in args)
     try:
         cuda.compile_ptx(fn, argtypes, cc=(9, 0))
     except Exception as e:  # noqa: BLE001
@@ -150,6 +163,40 @@ for dt in (f32, f64):
     check(f"colsum {dt.__name__}", RN._K_COLSUM, A(24, dt), 2, 12, A(12, dt))
     check(f"rnn_step {dt.__name__}", RN._K_RNN_STEP, A(8, dt), A(8, dt), A(8, dt), True, 8)
     check(f"rnn_bwd {dt.__name__}", RN._K_RNN_BWD, A(8, dt), A(8, dt), True, A(8, dt), A(8, dt), False, 8)
+
+# mixed precision: GradScaler's kernels, the bfloat16 GEMM (uint16 bit buffers), the bfloat16 copy/cast kernels
+from jitorch._dtype import BF16_STORAGE
+from jitorch.runtime.cuda import amp_kernels as AK
+from jitorch.runtime.cuda import copy as CP
+from jitorch.runtime.cuda import dispatch_cache as DC
+from jitorch.runtime.cuda import optim_kernels as OK
+
+u16 = np.uint16
+for dt in (f32, f64):
+    check(f"amp check_and_unscale {dt.__name__}", AK._CHECK, A(10, dt), 10, A(1, f32), A(1, f32))
+check("amp update_scale", AK._UPDATE, A(1, f32), A(1, i32), A(1, f32), 2.0, 0.5, 2000)
+k = gemm.gemm_kernel(gemm.GPU_TILES, "float32", True)
+for bt in [(1,), (2, 3)]:
+    z = (0,) * len(bt)
+    check(f"gemm bfloat16 {bt}", k, A(100, u16), 0, z, 4, 1, A(100, u16), 0, z, 4, 1, A(100, u16), 3, 4, 5, bt, 6)
+for ndim in (1, 2):
+    st, shape = (1,) * ndim, (10,) if ndim == 1 else (5, 2)
+    for kind, dst, srcs in [("from_bf16", (f32, f64, f16), (u16,)), ("from_bf16_via_int64", (i64, i32, np.uint8), (u16,)),
+                            ("to_bf16", (u16,), (f32, f64, f16, i64, b_)), ("copy", (u16,), (u16,))]:
+        for d in dst:
+            for sdt in srcs:
+                check(f"copy {kind} {np.dtype(sdt)}->{np.dtype(d)} nd{ndim}", CP._kernel(kind, ndim),
+                      A(10, d), 0, st, A(10, sdt), 0, st, shape, 10)
+
+
+def check_generated(name, source, fname, params):
+    """A kernel generated as source with ``dispatch_cache`` launch parameters."""
+    from jitorch.runtime import kernel_cache
+    check(name, kernel_cache.load_kernel(source, fname).py_func, *[DC._numba_type(p) for p in params])
+
+for algo in ("sgd", "adam", "rmsprop", "adagrad"):
+    for dt in (BF16_STORAGE, np.dtype(f16)):
+        check_generated(f"optim {algo} {dt}", *OK.kernel_source(algo, dt))
 
 for name, argtypes, err in fails:
     print("FAIL", name, argtypes, "\n", err, "\n")

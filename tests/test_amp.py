@@ -188,8 +188,8 @@ def _numpy_refused():
     return True
 
 
-# each needs a change outside this feature's files (listed in the amp report); strict, so a fix shows up here
-_PENDING = {
+# creation, conversion and host reads of bfloat16 tensors (the front end's side of the dtype)
+_FRONT_END = {
     "creation: tensor(..., dtype=bfloat16)": lambda: _values(jitorch.tensor([1.5, 3.0], dtype=jitorch.bfloat16)
                                                              ).tolist() == [1.5, 3.0],
     "creation: ones/full/arange": lambda: _values(jitorch.ones(2, dtype=jitorch.bfloat16)).tolist() == [1.0, 1.0],
@@ -200,11 +200,9 @@ _PENDING = {
 }
 
 
-@pytest.mark.parametrize("what", sorted(_PENDING))
-@pytest.mark.xfail(strict=True, raises=(AssertionError, TypeError, AttributeError, KeyError, ValueError,
-                                        pytest.fail.Exception), reason="change request outside jitorch/amp")
-def test_bfloat16_pending_outside_changes(what):
-    assert _PENDING[what]()
+@pytest.mark.parametrize("what", sorted(_FRONT_END))
+def test_bfloat16_front_end(what):
+    assert _FRONT_END[what]()
 
 
 # -- half math: elementwise, reductions, matmul --------------------------------------------------------------
@@ -353,13 +351,8 @@ _AUTOCAST_OPS = {
 }
 
 
-_NEEDS_NN_HOOK = pytest.mark.xfail(strict=True, reason="a bfloat16 input needs policy.cast_inputs at the entry of "
-                                   "ops/nn_ops._conv_nd (change request in the amp report)")
-
-
-@pytest.mark.parametrize("op,in_dtype", [
-    pytest.param(op, dt, marks=_NEEDS_NN_HOOK if (op, dt) == ("conv2d_nobias", "bfloat16") else ())
-    for op in sorted(_AUTOCAST_OPS) for dt in ("float32", "bfloat16")])
+@pytest.mark.parametrize("op", sorted(_AUTOCAST_OPS))
+@pytest.mark.parametrize("in_dtype", ["float32", "bfloat16"])
 def test_cpu_autocast_dtypes_match_torch(op, in_dtype):
     a, w = _mats()
     fn = _AUTOCAST_OPS[op]
@@ -403,15 +396,39 @@ def test_cuda_autocast_dtypes_follow_torchs_lists(op):
         assert fn(jitorch, ja, jw).dtype is jitorch.float32
 
 
-@pytest.mark.xfail(strict=True, reason="needs policy.cast_inputs at the entry of nn.functional.linear/conv "
-                                       "(change request in the amp report)")
-def test_linear_and_conv_with_bias_follow_torch_under_autocast():
-    a, w = _mats()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        want = torch.nn.functional.linear(torch.tensor(a), torch.tensor(w).t(), torch.tensor(w[0]))
-    with jitorch.autocast("cpu", dtype=jitorch.bfloat16):
-        got = F.linear(jitorch.tensor(a), jitorch.tensor(w).t(), jitorch.tensor(w[0]))
-    assert got.dtype.name == str(want.dtype).split(".")[1]
+def _linear_conv_layers(lib, device):
+    """A Linear and a Conv2d (both with bias) holding the same float32 parameters in ``lib``."""
+    rng = _rng(12)
+    lin, conv = lib.nn.Linear(4, 5), lib.nn.Conv2d(2, 3, 2)
+    for p in list(lin.parameters()) + list(conv.parameters()):
+        with lib.no_grad():
+            p.copy_(lib.tensor(rng.standard_normal(tuple(p.shape)).astype(np.float32)))
+    return lin.to(device), conv.to(device)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+@pytest.mark.parametrize("dt", ["bfloat16", "float16"])
+def test_linear_and_conv_with_bias_follow_torch_under_autocast(device, dt):
+    a, _ = _mats()
+    img = _rng(13).standard_normal((1, 2, 4, 4)).astype(np.float32)
+    (jl, jc), (tl, tc) = _linear_conv_layers(jitorch, device), _linear_conv_layers(torch, "cpu")
+    with torch.autocast("cpu", dtype=HALF[dt][1]):
+        t_out = (tl(torch.tensor(a)), tc(torch.tensor(img)))
+    with jitorch.autocast(device, dtype=HALF[dt][0]):
+        j_out = (jl(jitorch.tensor(a, device=device)), jc(jitorch.tensor(img, device=device)))
+    for got, want in zip(j_out, t_out):
+        assert got.dtype.name == str(want.dtype).split(".")[1] == dt
+        np.testing.assert_allclose(_values(got), _values(want), rtol=2e-2, atol=2e-2)
+    # backward outside the region: the float32 parameters get float32 gradients, as in torch
+    for out in j_out:
+        out.float().pow(2).sum().backward()
+    for out in t_out:
+        out.float().pow(2).sum().backward()
+    for jp, tp in zip(list(jl.parameters()) + list(jc.parameters()), list(tl.parameters()) + list(tc.parameters())):
+        assert jp.dtype is jitorch.float32 and jp.grad.dtype is jitorch.float32
+        # (gradients of sums of rounded products: compared relative to the largest one)
+        np.testing.assert_allclose(_values(jp.grad), tp.grad.numpy(), rtol=2e-2,
+                                   atol=2e-2 * np.abs(tp.grad.numpy()).max())
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
@@ -654,3 +671,274 @@ def test_autocast_grad_scaler_training_on_cuda_matches_the_cpu():
         np.testing.assert_allclose(p, q, rtol=1e-3, atol=1e-4)
     assert cpu_losses[-1] < cpu_losses[0]
     assert "matmul" not in jitorch.cuda._host_fallback_ops()
+
+
+# -- the front end's autocast hooks: nn.functional, pointwise math, scans -------------------------------------
+
+def _act(rng_seed=14):
+    a = _rng(rng_seed).standard_normal((2, 3, 4)).astype(np.float32)
+    return a
+
+
+_NN_AUTOCAST_OPS = {
+    "exp": lambda m, F_, y: y.exp(), "log": lambda m, F_, y: (y.abs() + 1).log(), "pow": lambda m, F_, y: y.pow(2),
+    "pow_op": lambda m, F_, y: y ** 3, "rsqrt": lambda m, F_, y: (y.abs() + 1).rsqrt(),
+    "cumsum": lambda m, F_, y: y.cumsum(1), "softplus": lambda m, F_, y: F_.softplus(y),
+    "layer_norm": lambda m, F_, y: F_.layer_norm(y, (4,)), "group_norm": lambda m, F_, y: F_.group_norm(y, 1),
+    "softmin": lambda m, F_, y: F_.softmin(y, 1), "interpolate": lambda m, F_, y: F_.interpolate(y, scale_factor=2),
+    "sdpa": lambda m, F_, y: F_.scaled_dot_product_attention(y, y, y),
+    "prelu": lambda m, F_, y: F_.prelu(y, y.new_ones(3) * 0.25),
+    "mse_loss": lambda m, F_, y: F_.mse_loss(y, y * 0.5), "l1_loss": lambda m, F_, y: F_.l1_loss(y, y * 0.5),
+    "smooth_l1_loss": lambda m, F_, y: F_.smooth_l1_loss(y, y * 0.5),
+    "huber_loss": lambda m, F_, y: F_.huber_loss(y, y * 0.5),
+    "cross_entropy": lambda m, F_, y: F_.cross_entropy(y, m.tensor([[0, 1, 2, 0], [2, 2, 1, 0]], device=y.device)),
+    "nll_loss": lambda m, F_, y: F_.nll_loss(y, m.tensor([[0, 1, 2, 0], [2, 2, 1, 0]], device=y.device)),
+    "bce_with_logits": lambda m, F_, y: F_.binary_cross_entropy_with_logits(y, (y > 0).to(y.dtype)),
+    "kl_div": lambda m, F_, y: F_.kl_div(y, y.abs(), reduction="batchmean"),
+    "soft_margin_loss": lambda m, F_, y: F_.soft_margin_loss(y, y.sign()),
+    "cosine_similarity": lambda m, F_, y: F_.cosine_similarity(y, y + 1),
+}
+# torch's CUDA lists (aten/src/ATen/autocast_mode.h) for a float16 input
+_CUDA_NN_DTYPES = {"sdpa": "float16", "prelu": "float16"}
+
+
+def _lowered(lib, device):
+    """A float16/bfloat16 activation as autocast makes it: the product of float32 operands."""
+    a = _act()
+    x = lib.tensor(a, device=device)
+    return x @ lib.eye(4, device=device)
+
+
+@pytest.mark.parametrize("op", sorted(_NN_AUTOCAST_OPS))
+def test_cpu_autocast_functional_dtypes_match_torch(op):
+    fn = _NN_AUTOCAST_OPS[op]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want = fn(torch, torch.nn.functional, _lowered(torch, "cpu"))
+    with jitorch.autocast("cpu", dtype=jitorch.bfloat16):
+        got = fn(jitorch, F, _lowered(jitorch, "cpu"))
+    assert got.dtype.name == str(want.dtype).split(".")[1]
+    np.testing.assert_allclose(_values(got), _values(want), rtol=5e-2, atol=5e-2)
+
+
+@needs_cuda
+@pytest.mark.parametrize("op", sorted(_NN_AUTOCAST_OPS))
+def test_cuda_autocast_functional_dtypes_follow_torchs_lists(op):
+    fn = _NN_AUTOCAST_OPS[op]
+    with jitorch.autocast("cuda"):
+        y = _lowered(jitorch, "cuda")
+        assert y.dtype is jitorch.float16
+        got = fn(jitorch, F, y)
+    assert got.dtype.name == _CUDA_NN_DTYPES.get(op, "float32")
+    ref = fn(jitorch, F, jitorch.tensor(_act()).half().float())  # float32 on the CPU from the same values
+    np.testing.assert_allclose(_values(got), _values(ref), rtol=2e-2, atol=2e-2)
+
+
+@needs_cuda
+def test_cuda_autocast_refuses_binary_cross_entropy_and_leaves_out_variants_alone():
+    p = jitorch.tensor([0.2, 0.7], device="cuda")
+    with jitorch.autocast("cuda"):
+        with pytest.raises(RuntimeError, match="unsafe to autocast"):
+            F.binary_cross_entropy(p, p)
+        h = p.half()
+        out = jitorch.empty(2, dtype=jitorch.float16, device="cuda")
+        assert jitorch.exp(h, out=out) is out and out.dtype is jitorch.float16  # out= variants are not cast
+        assert h.exp_().dtype is jitorch.float16  # nor in-place ones
+        assert h.cumsum(0, dtype=jitorch.float64).dtype is jitorch.float64  # an explicit dtype wins
+    F.binary_cross_entropy(p, p)  # fine outside the region
+
+
+# -- compiled functions and autocast ---------------------------------------------------------------------------
+
+def test_compiled_function_retraces_when_the_autocast_state_changes():
+    jitorch.manual_seed(0)
+    lin = jitorch.nn.Linear(4, 3)
+    x = jitorch.tensor(_mats()[0])
+
+    def fn(v):
+        return lin(v).relu() * 2.0
+
+    f = jitorch.compile(fn)
+    runs = {}
+    for mode in ("off", "bfloat16", "float16", "off again"):
+        dt = {"bfloat16": jitorch.bfloat16, "float16": jitorch.float16}.get(mode)
+        with jitorch.autocast("cpu", dtype=dt or jitorch.bfloat16, enabled=dt is not None):
+            got, want = f(x), fn(x)
+        assert got.dtype is want.dtype is (dt or jitorch.float32), mode
+        np.testing.assert_array_equal(_values(got), _values(want))
+        runs[mode] = got
+    assert len(f.entries) == 3  # off, bfloat16, float16: the second "off" call reuses the first trace
+
+
+# -- bfloat16 models and optimizers ------------------------------------------------------------------------------
+
+def _bf16_model(lib):
+    rng = _rng(15)
+    model = lib.nn.Sequential(lib.nn.Linear(4, 6), lib.nn.LayerNorm(6), lib.nn.ReLU(), lib.nn.Linear(6, 3))
+    with lib.no_grad():
+        for p in model.parameters():
+            p.copy_(lib.tensor(rng.standard_normal(tuple(p.shape)).astype(np.float32)))
+    return model.bfloat16()
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+def test_bfloat16_module_forward_backward_and_step(device):
+    x = _rng(16).standard_normal((5, 4)).astype(np.float32)
+    target = [0, 2, 1, 1, 0]
+    outs = {}
+    for lib, dev in ((torch, "cpu"), (jitorch, device)):
+        model = _bf16_model(lib).to(dev)
+        assert all(p.dtype is lib.bfloat16 for p in model.parameters())
+        opt = lib.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for _ in range(2):
+            opt.zero_grad()
+            out = model(lib.tensor(x, device=dev).bfloat16())
+            loss = lib.nn.functional.cross_entropy(out.float(), lib.tensor(target, device=dev))
+            loss.backward()
+            opt.step()
+        assert out.dtype is lib.bfloat16
+        assert all(p.dtype is lib.bfloat16 and p.grad.dtype is lib.bfloat16 for p in model.parameters())
+        outs[lib] = (out, [p.detach() for p in model.parameters()])
+    np.testing.assert_allclose(_values(outs[jitorch][0]), _values(outs[torch][0]), rtol=5e-2, atol=5e-2)
+    for p, q in zip(outs[jitorch][1], outs[torch][1]):
+        np.testing.assert_allclose(_values(p), _values(q), rtol=5e-2, atol=5e-2)
+
+
+_OPTIMIZERS = {"SGD": {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01, "nesterov": True},
+               "Adam": {"lr": 0.05, "amsgrad": True}, "AdamW": {"lr": 0.05, "weight_decay": 0.1},
+               "RMSprop": {"lr": 0.01, "momentum": 0.5, "centered": True}, "Adagrad": {"lr": 0.1}}
+
+
+def _round_bf16(t):
+    return t.to(jitorch.bfloat16).float()
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+@pytest.mark.parametrize("name", sorted(_OPTIMIZERS))
+def test_bfloat16_parameters_update_in_float32_rounded_once(device, name):
+    """A bfloat16 parameter (and its bfloat16 state) steps exactly like a float32 one whose parameter and
+    state are rounded to bfloat16 after every step; torch (which rounds after every op) is close."""
+    rng = _rng(17)
+    w0 = jitorch.tensor(rng.standard_normal(6).astype(np.float32)).bfloat16()
+    cls, kw = getattr(jitorch.optim, name), _OPTIMIZERS[name]
+    p = jitorch.nn.Parameter(w0.to(device))
+    ref = jitorch.nn.Parameter(w0.float().to(device))
+    tp = torch.nn.Parameter(torch.tensor(w0.float().numpy()).bfloat16())
+    opt, ref_opt, t_opt = cls([p], **kw), cls([ref], **kw), getattr(torch.optim, name)([tp], **kw)
+    for _ in range(3):
+        g = jitorch.tensor(rng.standard_normal(6).astype(np.float32)).bfloat16()
+        p.grad, ref.grad = g.to(device), g.float().to(device)
+        tp.grad = torch.tensor(g.float().numpy()).bfloat16()
+        opt.step(), ref_opt.step(), t_opt.step()
+        with jitorch.no_grad():
+            ref.copy_(_round_bf16(ref))
+            for v in ref_opt.state[ref].values():
+                if isinstance(v, jitorch.Tensor) and v.shape == ref.shape:
+                    v.copy_(_round_bf16(v))
+        np.testing.assert_array_equal(_bits(p), _bits(ref.bfloat16()))
+    assert p.dtype is jitorch.bfloat16
+    assert all(v.dtype is jitorch.bfloat16 for v in opt.state[p].values()
+               if isinstance(v, jitorch.Tensor) and v.shape == p.shape)
+    np.testing.assert_allclose(_values(p), _values(tp), rtol=3e-2, atol=3e-2)
+
+
+# -- the rest of the front end: kernel ops, creation, names, host reads ----------------------------------------
+
+_KERNEL_OPS = {"cumsum": lambda m, x: x.cumsum(1), "cumprod": lambda m, x: x.cumprod(0),
+               "sort": lambda m, x: x.sort(1)[0], "topk": lambda m, x: x.topk(2, 1)[0],
+               "cat": lambda m, x: m.cat([x, x]), "index_select": lambda m, x: x[:, [2, 0]],
+               "max_pool": lambda m, x: m.nn.functional.max_pool1d(x[None], 2),
+               "conv1d": lambda m, x: m.nn.functional.conv1d(x[None], x[None, :, :2])}
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+@pytest.mark.parametrize("op", sorted(_KERNEL_OPS))
+def test_bfloat16_kernel_ops_match_torch(device, op):
+    x = _rng(18).uniform(0.5, 1.5, (3, 4)).astype(np.float32)
+    got = _KERNEL_OPS[op](jitorch, jitorch.tensor(x, device=device).bfloat16())
+    want = _KERNEL_OPS[op](torch, torch.tensor(x).bfloat16())
+    assert got.dtype is jitorch.bfloat16 and want.dtype is torch.bfloat16
+    np.testing.assert_allclose(_values(got), _values(want), rtol=1e-2, atol=1e-2)
+
+
+_CREATION = {
+    "tensor": lambda m, d: m.tensor([[1.01, -3.3], [1e30, 7.0]], dtype=m.bfloat16, device=d),
+    "ones": lambda m, d: m.ones(2, 3, dtype=m.bfloat16, device=d),
+    "zeros_like": lambda m, d: m.zeros_like(m.ones(2, device=d), dtype=m.bfloat16),
+    "full": lambda m, d: m.full((2, 2), 1.01, dtype=m.bfloat16, device=d),
+    "arange": lambda m, d: m.arange(0, 3, 0.3, dtype=m.bfloat16, device=d),
+    "eye": lambda m, d: m.eye(3, 2, dtype=m.bfloat16, device=d),
+    "from_float_tensor": lambda m, d: m.tensor(m.tensor([0.1, 2.7, 1e-3], device=d), dtype=m.bfloat16),
+}
+
+
+@pytest.mark.filterwarnings("ignore:To copy construct")  # torch's advice for tensor(tensor)
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+@pytest.mark.parametrize("what", sorted(_CREATION))
+def test_bfloat16_creation_is_bit_exact_with_torch(device, what):
+    got, want = _CREATION[what](jitorch, device), _CREATION[what](torch, "cpu")
+    assert got.dtype is jitorch.bfloat16 and got.device.type == device
+    np.testing.assert_array_equal(_bits(got), _bits(want))
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+def test_bfloat16_linspace_rounds_the_exact_points_once(device):
+    # (torch steps in bfloat16 arithmetic, for float16 too; jitorch rounds the float64 points once)
+    got = jitorch.linspace(-1, 1.3, 7, dtype=jitorch.bfloat16, device=device)
+    np.testing.assert_array_equal(_bits(got), D.bf16_bits(np.linspace(-1, 1.3, 7)))
+    want = torch.linspace(-1, 1.3, 7, dtype=torch.bfloat16)
+    np.testing.assert_allclose(_values(got), _values(want), rtol=2 ** -7, atol=2 ** -8)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+def test_bfloat16_random_creation(device):
+    jitorch.manual_seed(3)
+    for t in (jitorch.rand(50, dtype=jitorch.bfloat16, device=device),
+              jitorch.randn(50, dtype=jitorch.bfloat16, device=device),
+              jitorch.randint(0, 5, (50,), dtype=jitorch.bfloat16, device=device)):
+        assert t.dtype is jitorch.bfloat16
+        v = _values(t)
+        assert np.isfinite(v).all() and (np.asarray(D.bf16_bits(v)) == _bits(t)).all()  # proper bfloat16 values
+    assert 0 <= _values(jitorch.rand(50, dtype=jitorch.bfloat16, device=device)).min()
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+def test_bfloat16_host_reads_names_and_numpy_refusal(device):
+    x = jitorch.tensor([2.5, -1.0], device=device).bfloat16()
+    tx = torch.tensor([2.5, -1.0]).bfloat16()
+    assert x.tolist() == tx.tolist() and x[0].item() == tx[0].item() and isinstance(x[0].item(), float)
+    assert bool(x[0]) and not bool(x[0] * 0) and float(x[1]) == -1.0
+    assert x.type() == ("jitorch.cuda." if device == "cuda" else "jitorch.") + "BFloat16Tensor"
+    assert jitorch.ones(2).type("torch.BFloat16Tensor").dtype is jitorch.bfloat16
+    assert jitorch.ones(1).bfloat16().dtype is jitorch.bfloat16
+    if device == "cpu":
+        for call in (lambda: x.numpy(), lambda: np.asarray(x), lambda: x.numpy(force=True)):
+            with pytest.raises(TypeError, match="Got unsupported ScalarType BFloat16"):
+                call()
+        with pytest.raises(TypeError, match="Got unsupported ScalarType BFloat16"):
+            tx.numpy()  # (torch agrees)
+    a = jitorch.tensor([1.0, 2.0], device=device).bfloat16()
+    jitorch.testing.assert_close(a, (a.float() * 1.01).bfloat16())  # torch's bfloat16 tolerance: rtol 1.6e-2
+    with pytest.raises(AssertionError):
+        jitorch.testing.assert_close(a, (a.float() * 1.05).bfloat16())
+    if device == "cuda":  # a CPU 0-d bfloat16 tensor is a scalar operand of a CUDA op
+        assert (x + jitorch.tensor(1.5).bfloat16()).tolist() == [4.0, 0.5]
+
+
+@needs_cuda
+def test_cuda_amp_attribute_and_bf16_support():
+    assert jitorch.cuda.amp.autocast is __import__("jitorch.amp._cuda_amp", fromlist=["x"]).autocast
+    assert jitorch.cuda.is_bf16_supported() is True
+    assert jitorch.cuda.is_bf16_supported(including_emulation=False) == (jitorch.cuda.get_device_capability() >= (8, 0))
+
+
+@needs_cuda
+@pytest.mark.parametrize("src", ["int64", "int32", "float32", "bfloat16", "int8"])
+def test_cuda_narrowing_integer_casts_wrap_like_the_cpu(src):
+    vals = np.array([300, -1, 70000, -129, 2 ** 40 + 5, 255, 128], dtype=np.int64)
+    if src in ("float32", "bfloat16"):  # (a float beyond int32's range cast to a narrower integer is undefined)
+        vals = np.delete(vals, 4) + (0.5 if src == "float32" else 0)
+    host = jitorch.tensor(vals).to(getattr(jitorch, src))
+    for dst in ("uint8", "int8", "int16", "int32"):
+        want = host.to(getattr(jitorch, dst)).numpy()
+        np.testing.assert_array_equal(host.cuda().to(getattr(jitorch, dst)).cpu().numpy(), want)
+        np.testing.assert_array_equal(host.cuda()[::2].to(getattr(jitorch, dst)).cpu().numpy(), want[::2])

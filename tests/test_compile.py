@@ -520,3 +520,14 @@ def test_backward_recomputes_cheap_values_instead_of_saving_them():
     m(x).sum().backward()
     for g, p in zip(got, m.parameters()):
         _close(g, p.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_square_rows_with_a_bias_broadcast_along_columns():
+    # rows == cols: a (3,) operand broadcasts along the last dim, not along the rows
+    b = J.randn(3)
+    for fn in (lambda v: (v + b).sum(-1), lambda v: (v + b * 2).softmax(-1),
+               lambda v: J.nn.functional.layer_norm(v, (3,), b, b)):
+        f = J.compile(fn)
+        x = J.randn(3, 3)
+        f(x)
+        _close(f(x), fn(x), rtol=1e-5, atol=1e-6)

@@ -2,7 +2,7 @@
 
 A call of a compiled function
 1. computes its guard key: every tensor input's (shape, dtype, requires_grad),
-   grad mode, the ``training`` flag and simple attributes of every submodule,
+   grad mode, the autocast state, the ``training`` flag and simple attributes of every submodule,
    the simple globals the function reads, and non-tensor arguments;
 2. runs the cached entry for that key, or traces a new one (running the
    function eagerly once while recording a graph), compiles it, and runs it;
@@ -19,6 +19,7 @@ import types
 import warnings
 
 from .. import _dispatch
+from ..amp.autocast_mode import state as _amp
 from .._tensor import Tensor, wrap
 from ..autograd import grad_mode
 from . import logs
@@ -190,7 +191,8 @@ class CompiledFunction:
 
     def _key(self, leaves, spec_key, mod_state):
         tensor_part = tuple((t._data.shape, t._dtype, t._requires_grad, t._device) for t in leaves)
-        return (tensor_part, spec_key, grad_mode._state.grad_enabled, mod_state, self._globals_state())
+        modes = (grad_mode._state.grad_enabled, _autocast_key())
+        return (tensor_part, spec_key, modes, mod_state, self._globals_state())
 
     # -- calling -------------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -396,7 +398,8 @@ class CompiledFunction:
             entry.diff_input_idx = diff_in
             entry.out_requires_grad = [o._requires_grad for o in leaves]
             graph.outputs = graph.outputs + saved_values
-        logs.emit("graph", f"captured {getattr(self.fn, '__qualname__', self.fn)}:\n{graph}")
+        if logs.enabled("graph"):  # printing a graph is not free: only when asked for
+            logs.emit("graph", f"captured {getattr(self.fn, '__qualname__', self.fn)}:\n{str(graph)}")
         if self.dynamic is not False:
             entry.raw = dynamic.Flat(graph, bwd_graph, _entry_extra(entry))
         self._build(entry, graph, bwd_graph)
@@ -569,6 +572,18 @@ def _log_fusion(ex: Executor):
         logs.emit("fusion", f"{ex.n_kernels} kernel(s)")
 
 
+def _autocast_key():
+    """The autocast state a captured graph depends on: its casts are recorded ops, so a function traced
+    inside an autocast region must not be replayed outside it (or under another dtype)."""
+    if not _amp.active:
+        return None
+    return tuple((dev, _amp.dtype[dev]) for dev, on in _amp.enabled.items() if on)
+
+
+def _describe_autocast(k) -> str:
+    return "off" if not k else ", ".join(f"{dev} {dt.name}" for dev, dt in k)
+
+
 def _diff_keys(old, new):
     reasons = []
     (ot, os_, og, om, ogl), (nt, ns, ng, nm, ngl) = old, new
@@ -584,8 +599,10 @@ def _diff_keys(old, new):
                 reasons.append(f"input {k} device: {a[3]} -> {b[3]}")
     else:
         reasons.append(f"number of tensor inputs: {len(ot)} -> {len(nt)}")
-    if og != ng:
-        reasons.append(f"grad mode: {og} -> {ng}")
+    if og[0] != ng[0]:
+        reasons.append(f"grad mode: {og[0]} -> {ng[0]}")
+    if og[1] != ng[1]:
+        reasons.append(f"autocast: {_describe_autocast(og[1])} -> {_describe_autocast(ng[1])}")
     if om != nm:
         for (name, tr_a, at_a), (_, tr_b, at_b) in zip(om[0], nm[0]) if om and nm else ():
             if tr_a != tr_b:

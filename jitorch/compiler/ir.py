@@ -42,7 +42,7 @@ class Value:
 
     def type_str(self) -> str:
         short = {"float32": "f32", "float64": "f64", "float16": "f16", "int64": "i64", "int32": "i32",
-                 "int16": "i16", "int8": "i8", "uint8": "u8", "bool": "b8"}[self.dtype.name]
+                 "int16": "i16", "int8": "i8", "uint8": "u8", "bool": "b8", "bfloat16": "bf16"}[self.dtype.name]
         return f"{short}[{', '.join(str(s) for s in self.shape)}]"
 
     def __repr__(self) -> str:

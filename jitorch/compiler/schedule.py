@@ -96,14 +96,18 @@ def _reduction_domain(node: Node):
     nd = len(x.shape)
     if not dims or dims != tuple(range(nd - len(dims), nd)):
         return None
-    if x.dtype.name == "float16":
+    if x.dtype.name in _HALF:
         return None
     return x.shape[:nd - len(dims)], x.shape[nd - len(dims):]
 
 
+# the fused kernel generators compute in the storage dtype: half types run as extern (eager) steps
+_HALF = ("float16", "bfloat16")
+
+
 def _fusible_elementwise(node: Node) -> bool:
-    return node.kind == "elementwise" and all(o.dtype.name != "float16" for o in node.outputs) and all(
-        not isinstance(i, Value) or i.dtype.name != "float16" for i in node.inputs)
+    return node.kind == "elementwise" and all(o.dtype.name not in _HALF for o in node.outputs) and all(
+        not isinstance(i, Value) or i.dtype.name not in _HALF for i in node.inputs)
 
 
 def schedule(graph: Graph) -> list:
@@ -132,8 +136,29 @@ def schedule(graph: Graph) -> list:
             continue
         steps.append(ExternStep(node))
 
+    steps = [s for g in steps for s in _split_if_ambiguous(g)]
     _finalize_groups(steps, graph, group_of)
     return steps
+
+
+def _split_if_ambiguous(step) -> list:
+    """A rows x cols group whose elementwise ops read a value shaped exactly like the rows.
+
+    Broadcasting aligns such a value with the *last* dims, so in a full-shaped op it is
+    indexed by column; the kernel's 'row' operands are indexed by row.  When the row shape
+    also fits the trailing dims (R == K, say), the two readings differ and the kernel would
+    be wrong, so the group runs node by node with the eager kernels instead.
+    """
+    if not isinstance(step, FusedGroup) or not step.cols:
+        return [step]
+    full = step.rows + step.cols
+    for n in step.nodes:
+        if not n.outputs or n.outputs[0].shape != full:
+            continue
+        for v in n.inputs:
+            if isinstance(v, Value) and v.shape and v.shape == step.rows and full[-len(v.shape):] == v.shape:
+                return [ExternStep(m) for m in step.nodes]
+    return [step]
 
 
 def _group_shape(g: FusedGroup):

@@ -8,6 +8,8 @@ import jitorch as J
 
 from .. import _dtype as D
 from .._tensor import Tensor
+from ..amp.autocast_mode import state as _amp
+from ..amp.policy import cast_inputs as _amp_cast
 from . import _ops
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -51,6 +53,8 @@ def _warn_size(input: Tensor, target: Tensor) -> None:
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
              weight: Tensor | None = None) -> Tensor:
     """Mean squared error ``(input - target) ** 2``."""
+    if _amp.active:
+        input, target, weight = _amp_cast("mse_loss", input, target, weight)
     reduction = _reduction(reduction, size_average, reduce)
     _warn_size(input, target)
     d = input - target
@@ -63,6 +67,8 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, redu
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
             weight: Tensor | None = None) -> Tensor:
     """Mean absolute error ``|input - target|``."""
+    if _amp.active:
+        input, target, weight = _amp_cast("l1_loss", input, target, weight)
     reduction = _reduction(reduction, size_average, reduce)
     _warn_size(input, target)
     loss = (input - target).abs()
@@ -74,6 +80,8 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduc
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
                    beta: float = 1.0) -> Tensor:
     """``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta``."""
+    if _amp.active:
+        input, target = _amp_cast("smooth_l1_loss", input, target)
     reduction = _reduction(reduction, size_average, reduce)
     _warn_size(input, target)
     if beta < 0:
@@ -88,6 +96,8 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
                weight: Tensor | None = None) -> Tensor:
     """``0.5 d**2`` where ``|d| < delta``, else ``delta (|d| - 0.5 delta)``."""
+    if _amp.active:
+        input, target, weight = _amp_cast("huber_loss", input, target, weight)
     reduction = _reduction(reduction)
     _warn_size(input, target)
     if delta <= 0:
@@ -146,6 +156,8 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
 
     ``mean`` divides by the summed weights of the non-ignored targets, as torch does.
     """
+    if _amp.active:
+        input, target, weight = _amp_cast("nll_loss", input, target, weight)
     reduction = _reduction(reduction, size_average, reduce)
     x, t, out_shape = _nll_shapes(input, target)
     c = x.shape[1]
@@ -187,6 +199,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
                   ignore_index: int = -100, reduce=None, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
     """Cross entropy of logits ``input`` (N, C, ...) against class indices or class probabilities."""
+    if _amp.active:
+        input, target, weight = _amp_cast("cross_entropy", input, target, weight)
     reduction = _reduction(reduction, size_average, reduce)
     if not 0.0 <= label_smoothing <= 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
@@ -240,6 +254,8 @@ def _cross_entropy_probs(logp, target, weight, reduction, label_smoothing, class
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
                          reduce=None, reduction: str = "mean") -> Tensor:
     """``-(t log x + (1 - t) log(1 - x))`` with the logs clamped at -100, like torch."""
+    if _amp.active:
+        input, target, weight = _amp_cast("binary_cross_entropy", input, target, weight)
     reduction = _reduction(reduction, size_average, reduce)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input size "
@@ -269,6 +285,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
                                      size_average=None, reduce=None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
     """BCE of ``sigmoid(input)`` computed stably from logits; ``pos_weight`` scales the positive term."""
+    if _amp.active:
+        input, target, weight, pos_weight = _amp_cast("binary_cross_entropy_with_logits", input, target, weight, pos_weight)
     reduction = _reduction(reduction, size_average, reduce)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
@@ -286,6 +304,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
 def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
            log_target: bool = False) -> Tensor:
     """KL(target || exp(input)) pointwise: ``target * (log target - input)``; 'batchmean' divides by N."""
+    if _amp.active:
+        input, target = _amp_cast("kl_div", input, target)
     if size_average is not None or reduce is not None:
         reduction = _legacy_reduction(size_average, reduce)
     elif reduction == "mean":
@@ -310,6 +330,8 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
 def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
                      size_average=None, eps: float = 1e-8, reduce=None, reduction: str = "mean") -> Tensor:
     """Poisson negative log likelihood (``full`` adds Stirling's term where target > 1)."""
+    if _amp.active:
+        input, target = _amp_cast("poisson_nll_loss", input, target)
     reduction = _reduction(reduction, size_average, reduce)
     if log_input:
         loss = J.exp(input) - target * input
@@ -347,6 +369,8 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False, ep
 def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
                           size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """``1 - cos`` for target 1, ``max(0, cos - margin)`` for target -1."""
+    if _amp.active:
+        input1, input2, target = _amp_cast("cosine_embedding_loss", input1, input2, target)
     reduction = _reduction(reduction, size_average, reduce)
     if input1.ndim not in (1, 2) or input1.shape != input2.shape:
         raise RuntimeError(f"cosine_embedding_loss: expected 1D or 2D inputs of equal shape, got "
@@ -368,6 +392,8 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin
 def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0, size_average=None,
                         reduce=None, reduction: str = "mean") -> Tensor:
     """``max(0, -target * (input1 - input2) + margin)``."""
+    if _amp.active:
+        input1, input2, target = _amp_cast("margin_ranking_loss", input1, input2, target)
     reduction = _reduction(reduction, size_average, reduce)
     if input1.ndim != input2.ndim or input1.ndim != target.ndim:
         raise RuntimeError(f"margin_ranking_loss : All input tensors should have same dimension but got sizes: "
@@ -378,6 +404,8 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: 
 def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, size_average=None, reduce=None,
                          reduction: str = "mean") -> Tensor:
     """``x`` for target 1, ``max(0, margin - x)`` for target -1."""
+    if _amp.active:
+        input, target = _amp_cast("hinge_embedding_loss", input, target)
     reduction = _reduction(reduction, size_average, reduce)
     zero = J.zeros((), dtype=input.dtype)
     margin_part = J.where(target == -1, J.clamp(margin - input, min=0.0), zero)
@@ -388,6 +416,8 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, siz
 def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                      reduction: str = "mean") -> Tensor:
     """``log(1 + exp(-target * input))``."""
+    if _amp.active:
+        input, target = _amp_cast("soft_margin_loss", input, target)
     reduction = _reduction(reduction, size_average, reduce)
     return _reduce(J.softplus(-target * input, 1.0, 20.0), reduction)
 
@@ -409,6 +439,8 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, marg
                         eps: float = 1e-6, swap: bool = False, size_average=None, reduce=None,
                         reduction: str = "mean") -> Tensor:
     """``max(d(a, p) - d(a, n) + margin, 0)`` with pairwise p-norm distances."""
+    if _amp.active:
+        anchor, positive, negative = _amp_cast("triplet_margin_loss", anchor, positive, negative)
     from .functional import pairwise_distance
     reduction = _reduction(reduction, size_average, reduce)
     d_pos = pairwise_distance(anchor, positive, p, eps)
@@ -454,6 +486,8 @@ def _class_mask(target: Tensor, c: int, dtype) -> Tensor:
 def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0, weight: Tensor | None = None,
                       size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """Multi-class hinge loss: ``sum_{i != y} max(0, margin - x[y] + x[i])**p * w[y] / C``."""
+    if _amp.active:
+        input, target, weight = _amp_cast("multi_margin_loss", input, target, weight)
     reduction = _reduction(reduction, size_average, reduce)
     if p not in (1, 2):
         raise ValueError("only p == 1 and p == 2 supported")
@@ -478,6 +512,8 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
 def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                            reduction: str = "mean") -> Tensor:
     """``sum_{j in targets, i not in targets} max(0, 1 - (x[j] - x[i])) / C``; targets end at the first -1."""
+    if _amp.active:
+        input, target = _amp_cast("multilabel_margin_loss", input, target)
     import numpy as np
     reduction = _reduction(reduction, size_average, reduce)
     unbatched = input.ndim <= 1

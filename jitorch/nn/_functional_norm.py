@@ -6,6 +6,8 @@ import numpy as np
 import jitorch as J
 
 from .._tensor import Tensor
+from ..amp.autocast_mode import state as _amp
+from ..amp.policy import cast_inputs as _amp_cast
 from ..autograd.grad_mode import no_grad
 
 
@@ -92,6 +94,8 @@ def _trailing_dims(input: Tensor, normalized_shape) -> tuple[tuple, tuple]:
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """Normalize over the trailing ``normalized_shape`` dims, then scale and shift elementwise."""
+    if _amp.active:
+        input, weight, bias = _amp_cast("layer_norm", input, weight, bias)
     _, dims = _trailing_dims(input, normalized_shape)
     mean = input.mean(dims, keepdim=True)
     centered = input - mean
@@ -116,6 +120,8 @@ def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps:
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
                eps: float = 1e-5) -> Tensor:
     """Normalize each group of ``C / num_groups`` channels over the group's channels and spatial dims."""
+    if _amp.active:
+        input, weight, bias = _amp_cast("group_norm", input, weight, bias)
     if input.ndim < 2:
         raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.ndim}")
     n, c = input.shape[0], input.shape[1]

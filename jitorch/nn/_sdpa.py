@@ -18,6 +18,8 @@ import jitorch as J
 
 from .. import _dtype as D
 from .._tensor import Tensor
+from ..amp.autocast_mode import state as _amp
+from ..amp.policy import cast_inputs as _amp_cast
 
 __all__ = ["multi_head_attention_forward", "scaled_dot_product_attention"]
 
@@ -53,6 +55,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     A bool ``attn_mask`` marks with True the positions that *may* be attended;
     a float mask is added to the scores.  ``is_causal`` applies a lower-triangular mask.
     """
+    if _amp.active:  # (a bool mask is not floating: it passes through)
+        query, key, value, attn_mask = _amp_cast("scaled_dot_product_attention", query, key, value, attn_mask)
     if query.dtype is not key.dtype or query.dtype is not value.dtype:
         raise RuntimeError(f"Expected query, key, and value to have the same dtype, but got query.dtype: "
                            f"{query.dtype} key.dtype: {key.dtype} and value.dtype: {value.dtype} instead.")

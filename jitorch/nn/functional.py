@@ -15,6 +15,8 @@ import jitorch as J
 
 from .. import _dtype as D
 from .._tensor import Tensor
+from ..amp.autocast_mode import state as _amp
+from ..amp.policy import cast_inputs as _amp_cast
 from ..ops.indexing_base import out_of_bounds
 from . import _ops
 from ._functional_loss import (  # noqa: F401
@@ -53,6 +55,8 @@ from ._functional_norm import (  # noqa: F401
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``input @ weight.T + bias`` over the last dim of ``input``."""
+    if _amp.active:
+        input, weight, bias = _amp_cast("linear", input, weight, bias)
     if weight.ndim == 1:
         out = J.matmul(input, weight)
         return out + bias if bias is not None else out
@@ -71,6 +75,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``y_k = input1 @ weight[k] @ input2 + bias[k]``."""
+    if _amp.active:
+        input1, input2, weight, bias = _amp_cast("bilinear", input1, input2, weight, bias)
     out_f, in1, in2 = weight.shape
     if input1.shape[:-1] != input2.shape[:-1]:
         raise RuntimeError(f"bilinear(): input batch dimensions do not match: got {list(input1.shape[:-1])} and "
@@ -156,6 +162,8 @@ def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """``max(0, x) + weight * min(0, x)`` with one weight, or one per channel (dim 1)."""
+    if _amp.active:
+        input, weight = _amp_cast("prelu", input, weight)
     if weight.numel() == 1:
         w = weight.reshape(())
     else:
@@ -211,6 +219,8 @@ def tanh(input: Tensor) -> Tensor:
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    if _amp.active:
+        input = _amp_cast("softplus", input)
     return J.softplus(input, beta, threshold)
 
 
@@ -284,6 +294,8 @@ def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=N
         dim = _softmax_dim("softmin", input.ndim, _stacklevel)
     if dtype is not None:
         input = input.to(dtype)
+    elif _amp.active:
+        input = _amp_cast("softmin", input)
     return J.softmax(-input, dim)
 
 
@@ -399,6 +411,8 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, o
 # -- distances ----------------------------------------------------------------------------------------------
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
     """``<x1, x2> / (max(||x1||, eps) * max(||x2||, eps))`` along ``dim`` (inputs broadcast)."""
+    if _amp.active:
+        x1, x2 = _amp_cast("cosine_similarity", x1, x2)
     n1 = J.clamp(J.norm(x1, 2, dim, keepdim=True), min=eps)
     n2 = J.clamp(J.norm(x2, 2, dim, keepdim=True), min=eps)
     return ((x1 / n1) * (x2 / n2)).sum(dim)
@@ -414,6 +428,8 @@ def pdist(input: Tensor, p: float = 2.0) -> Tensor:
     """Distances between all row pairs ``i < j`` of an (N, M) input, as a flat vector."""
     if input.ndim != 2:
         raise RuntimeError(f"pdist only supports 2D tensors, got: {input.ndim}D")
+    if _amp.active:
+        input = _amp_cast("pdist", input)
     i, j = np.triu_indices(input.shape[0], 1)
     a = input.index_select(0, J.from_numpy(i.astype(np.int64)).to(input.device))
     b = input.index_select(0, J.from_numpy(j.astype(np.int64)).to(input.device))

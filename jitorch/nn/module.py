@@ -484,7 +484,7 @@ class Module:
         return self._cast_float(D.float16)
 
     def bfloat16(self) -> Module:
-        raise TypeError("jitorch has no bfloat16 dtype")
+        return self._cast_float(D.bfloat16)
 
     def share_memory(self) -> Module:
         return self

@@ -36,6 +36,22 @@ def _finish(arr, dtype, device, requires_grad):
     return t
 
 
+def _store(arr, dt: D.dtype) -> np.ndarray:
+    """Host values ``arr`` as ``dt``'s storage: NumPy has no bfloat16, so those are rounded to bit patterns."""
+    if dt is D.bfloat16:
+        return D.to_storage(arr, dt)
+    return arr.astype(dt.numpy_dtype, copy=False)
+
+
+def _copy_as(src: np.ndarray, dt: D.dtype) -> np.ndarray:
+    """A new array holding host storage array ``src`` converted to ``dt`` (either may be bfloat16)."""
+    if src.dtype == dt.numpy_dtype:
+        return np.array(src, copy=True)
+    if dt is D.bfloat16 or D.is_bf16(src.dtype):
+        return _store(D.host_values(src), dt).copy()  # (a copy even when the conversion was a no-op)
+    return np.array(src, dtype=dt.numpy_dtype, copy=True)
+
+
 def _shape(size):
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
@@ -87,7 +103,7 @@ def _infer_dtype(data) -> D.dtype:
 
 def _to_numpy_nested(data):
     if isinstance(data, Tensor):
-        return data._host()
+        return D.host_values(data._host())
     if isinstance(data, (list, tuple)):
         items = [_to_numpy_nested(x) for x in data]
         if not items:
@@ -106,14 +122,18 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
         dt = _dt(dtype, data.dtype)
         if device is None:
             device = data._device
-        arr = np.array(data._host(), dtype=dt.numpy_dtype, copy=True)
+        arr = _copy_as(data._host(), dt)
     elif isinstance(data, np.ndarray):
         dt = _dt(dtype, D.from_numpy(data.dtype))
-        arr = np.array(data, dtype=dt.numpy_dtype, copy=True)
+        arr = _copy_as(data, dt)
     else:
         dt = _dt(dtype) or _infer_dtype(data)
         try:
-            arr = np.array(_to_numpy_nested(data), dtype=dt.numpy_dtype)
+            if dt is D.bfloat16:  # built in float32, then rounded (torch's double -> float -> bfloat16)
+                with np.errstate(over="ignore"):
+                    arr = _store(np.array(_to_numpy_nested(data), dtype=np.float32), dt)
+            else:
+                arr = np.array(_to_numpy_nested(data), dtype=dt.numpy_dtype)
         except OverflowError:
             raise RuntimeError(f"value cannot be converted to type {dt.name} without overflow") from None
         if arr.dtype == object:
@@ -162,9 +182,17 @@ def _filled_array(shape, value, dt, device, requires_grad):
     dev = canonical(device)
     if dev is not CPU:  # allocate and fill on the device: no host array, no transfer
         from ..runtime.cuda import ops_creation
-        host_value = np.full((), value, dtype=dt.numpy_dtype)[()] if value is not None else None
+        if value is None or dt is D.bfloat16:
+            host_value = float(value) if value is not None else None  # copy.fill rounds it to bfloat16
+        else:
+            host_value = np.full((), value, dtype=dt.numpy_dtype)[()]
         return _finish(ops_creation.full(shape, dt.numpy_dtype, host_value), dt, dev, requires_grad)
-    arr = np.full(shape, value, dtype=dt.numpy_dtype) if value is not None else np.empty(shape, dt.numpy_dtype)
+    if value is None:
+        arr = np.empty(shape, dt.numpy_dtype)
+    elif dt is D.bfloat16:
+        arr = np.full(shape, D.bf16_bits(value), dtype=np.uint16).view(D.BF16_STORAGE)
+    else:
+        arr = np.full(shape, value, dtype=dt.numpy_dtype)
     return _finish(arr, dt, dev, requires_grad)
 
 
@@ -232,7 +260,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     n = max(math.ceil((end - start) / step), 0)
     arr = (start + np.arange(n, dtype=np.float64) * step) if dt.is_floating_point or any(
         isinstance(v, float) for v in vals) else np.arange(start, end, step, dtype=np.int64)
-    return _finish(arr.astype(dt.numpy_dtype), dt, device, requires_grad)
+    return _finish(_store(arr, dt), dt, device, requires_grad)
 
 
 def range_(start, end, step=1, *, dtype=None, device=None, requires_grad=False):
@@ -247,20 +275,21 @@ def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False,
     start = start.item() if isinstance(start, Tensor) else start
     end = end.item() if isinstance(end, Tensor) else end
     arr = np.linspace(start, end, steps, dtype=np.float64)
-    return _finish(arr.astype(dt.numpy_dtype), dt, device, requires_grad)
+    return _finish(_store(arr, dt), dt, device, requires_grad)
 
 
 def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_grad=False):
     dt = _dt(dtype, D.get_default_dtype())
     arr = np.power(base, np.linspace(start, end, steps, dtype=np.float64))
-    return _finish(arr.astype(dt.numpy_dtype), dt, device, requires_grad)
+    return _finish(_store(arr, dt), dt, device, requires_grad)
 
 
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, out=None):
     if n < 0 or (m is not None and m < 0):
         raise RuntimeError(f"n must be greater or equal to 0, got {n}")
     dt = _dt(dtype, D.get_default_dtype())
-    return _finish(np.eye(n, m, dtype=dt.numpy_dtype), dt, device, requires_grad)
+    arr = _store(np.eye(n, m, dtype=np.float32), dt) if dt is D.bfloat16 else np.eye(n, m, dtype=dt.numpy_dtype)
+    return _finish(arr, dt, device, requires_grad)
 
 
 # -- random -------------------------------------------------------------------------------------
@@ -280,7 +309,7 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, ou
 
     def host():
         arr = host_rng(g).random(shape, dtype=np.float64 if dt is D.float64 else np.float32)
-        return arr.astype(dt.numpy_dtype, copy=False)
+        return _store(arr, dt)
     return _random(device, "uniform", host, dt, requires_grad, shape, generator)
 
 
@@ -294,7 +323,7 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, o
 
     def host():
         arr = host_rng(g).standard_normal(shape, dtype=np.float64 if dt is D.float64 else np.float32)
-        return arr.astype(dt.numpy_dtype, copy=False)
+        return _store(arr, dt)
     return _random(device, "normal", host, dt, requires_grad, shape, generator)
 
 
@@ -330,7 +359,7 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     g = _gen(generator)
 
     def host():
-        return host_rng(g).integers(low, high, size=shape, dtype=np.int64).astype(dt.numpy_dtype)
+        return _store(host_rng(g).integers(low, high, size=shape, dtype=np.int64), dt)
     return _random(device, "randint", host, dt, requires_grad, shape, generator, low=low, high=high)
 
 
@@ -358,7 +387,7 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False)
         raise RuntimeError(f"n must be non-negative, got{n}")
     dt = _dt(dtype, D.int64)
     g = _gen(generator)
-    return _random(device, "randperm", lambda: host_rng(g).permutation(n).astype(dt.numpy_dtype), dt, requires_grad,
+    return _random(device, "randperm", lambda: _store(host_rng(g).permutation(n), dt), dt, requires_grad,
                    (n,), generator)
 
 
@@ -372,10 +401,10 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
         _check_std(std)
         if dev is not CPU and ref._data.__class__ is not np.ndarray:
             return _normal_from_tensors(mean, std, ref, generator, requires_grad)
-        m = mean._host() if isinstance(mean, Tensor) else mean
-        s = std._host() if isinstance(std, Tensor) else std
+        m = D.host_values(mean._host()) if isinstance(mean, Tensor) else mean
+        s = D.host_values(std._host()) if isinstance(std, Tensor) else std
         shape = np.broadcast_shapes(np.shape(m), np.shape(s))
-        arr = (m + s * host_rng(generator).standard_normal(shape)).astype(ref.dtype.numpy_dtype)
+        arr = _store(m + s * host_rng(generator).standard_normal(shape), ref.dtype)
         return _finish(arr, ref.dtype, dev, requires_grad)
     _check_std(std)
     dt = _dt(dtype, D.get_default_dtype())
@@ -384,14 +413,14 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
     if dev is not CPU:
         return _finish(_device_fill(shape, dt, "normal_", float(mean), float(std), generator=generator), dt, dev,
                        requires_grad)
-    arr = (mean + std * host_rng(generator).standard_normal(shape)).astype(dt.numpy_dtype)
+    arr = _store(mean + std * host_rng(generator).standard_normal(shape), dt)
     return _finish(arr, dt, dev, requires_grad)
 
 
 def _check_std(std) -> None:
     """torch refuses a negative standard deviation (for a device tensor this reads one flag back, as torch does)."""
     if isinstance(std, Tensor):
-        if std.numel() and bool((std._host() < 0).any() if std._data.__class__ is np.ndarray else
+        if std.numel() and bool((D.host_values(std._host()) < 0).any() if std._data.__class__ is np.ndarray else
                                 (std < 0).any().item()):
             raise RuntimeError("normal expects all elements of std >= 0.0")
     elif std < 0:
@@ -432,11 +461,11 @@ def bernoulli(input, p=None, *, generator=None):
         out = _device_fill(tuple(input.shape), input.dtype, "bernoulli_", input._data if p is None else float(p),
                            generator=generator)
         return _finish(out, input.dtype, input.device, False)
-    probs = input._host() if p is None else np.full(input.shape, p)
+    probs = D.host_values(input._host()) if p is None else np.full(input.shape, p)
     if np.any((probs < 0) | (probs > 1)):
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
     draw = host_rng(_gen(generator)).random(input.shape) < probs
-    return _finish(draw.astype(input.dtype.numpy_dtype), input.dtype, input.device, False)
+    return _finish(_store(draw, input.dtype), input.dtype, input.device, False)
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None):
@@ -445,7 +474,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     if input._data.__class__ is not np.ndarray:
         return _multinomial_on_device(input, int(num_samples), bool(replacement), generator)
     rng = host_rng(g)
-    w = np.asarray(input._host(), dtype=np.float64)
+    w = np.asarray(D.host_values(input._host()), dtype=np.float64)
     if np.any(w < 0) or not np.all(np.isfinite(w)):
         raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
     rows = w.reshape(-1, w.shape[-1])

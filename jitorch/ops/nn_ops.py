@@ -18,8 +18,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _dtype as D
 from .._dispatch import apply
 from .._tensor import Tensor
+from ..amp.autocast_mode import state as _amp
+from ..amp.policy import cast_inputs
 from ..runtime import conv_kernels as K
 from .registry import impl, kernel_op
 
@@ -160,12 +163,12 @@ def _check_dtypes(input, weight, bias):
 
 
 def _tname(dt) -> str:
-    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
-            "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}[dt.name]
+    return D.type_word(dt)
 
 
 def _short(dt) -> str:
-    return {"float32": "float", "float64": "double", "float16": "c10::Half"}.get(dt.name, dt.name)
+    return {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16"}.get(
+        dt.name, dt.name)
 
 
 def _batchify(input: Tensor, nd: int, name: str):
@@ -184,6 +187,8 @@ def _same_padding(k, d):
 
 
 def _conv_nd(nd, input, weight, bias, stride, padding, dilation, groups, name):
+    if _amp.active:
+        input, weight, bias = cast_inputs(name, input, weight, bias)
     if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
         raise TypeError(f"{name}() expected Tensor arguments for input and weight")
     x, unbatched = _batchify(input, nd, name)
@@ -265,6 +270,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
 
 
 def _conv_transpose_nd(nd, input, weight, bias, stride, padding, output_padding, groups, dilation, name):
+    if _amp.active:
+        input, weight, bias = cast_inputs(name, input, weight, bias)
     x, unbatched = _batchify(input, nd, name)
     if weight.ndim != nd + 2:
         raise RuntimeError(f"Expected {nd + 2}-dimensional weight for {nd + 2}-dimensional input "
@@ -415,7 +422,17 @@ from .pool_ops import (  # noqa: F401
     max_pool2d_with_indices,
     max_unpool2d,
 )
-from .resample_ops import interpolate, upsample, upsample_bilinear, upsample_nearest  # noqa: F401
+from .resample_ops import interpolate as _interpolate
+from .resample_ops import upsample, upsample_bilinear, upsample_nearest  # noqa: F401
+
+
+def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
+                recompute_scale_factor=None, antialias: bool = False) -> Tensor:
+    """Resize ``(N, C, L)`` or ``(N, C, H, W)`` by ``size`` or ``scale_factor``, like torch (see
+    ``resample_ops.interpolate``); under CUDA autocast in float32, as torch's upsample ops."""
+    if _amp.active:
+        input = cast_inputs("interpolate", input)
+    return _interpolate(input, size, scale_factor, mode, align_corners, recompute_scale_factor, antialias)
 
 # names for ``jitorch.nn.functional`` (and, where torch has them, ``jitorch.<name>``)
 FUNCTIONAL = ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "unfold", "fold",

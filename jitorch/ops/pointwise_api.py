@@ -10,6 +10,9 @@ from .. import _dtype as D
 from .._dispatch import elementwise as _ew
 from .._dispatch import unary as _un
 from .._tensor import Tensor
+from ..amp.autocast_mode import state as _amp
+from ..amp.policy import KNOWN as _AMP_OPS
+from ..amp.policy import cast_inputs as _amp_cast
 from . import elementwise as E
 
 
@@ -130,6 +133,8 @@ def fmod(input, other, *, out=None):
 
 def pow(input, exponent, *, out=None):
     """``input ** exponent``; small integer scalar exponents become multiplications."""
+    if _amp.active and out is None:  # float32 under CUDA autocast (amp/policy.py); out= variants are not cast
+        input, exponent = _amp_cast("pow", input, exponent)
     if isinstance(input, Tensor) and isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
         if exponent == 1 and out is None:
             return _ew(E.COPY, input) if not input._requires_grad else input * 1
@@ -164,11 +169,27 @@ negative = neg
 
 
 def _unary(op):
+    name = op.name
+    if name in _AMP_OPS:  # exp, log, rsqrt...: float32 under CUDA autocast (amp/policy.py)
+        def fn(input, *, out=None):
+            if out is None:
+                if _amp.active and isinstance(input, Tensor):
+                    input = _amp_cast(name, input)
+                if input.__class__ is Tensor:
+                    return _un(op, input)
+            _need_tensor(name, input)
+            return _ew(op, input, out=out)
+        return _named(fn, op)
+
     def fn(input, *, out=None):
         if out is None and input.__class__ is Tensor:
             return _un(op, input)
         _need_tensor(op.name, input)
         return _ew(op, input, out=out)
+    return _named(fn, op)
+
+
+def _named(fn, op):
     fn.__name__ = op.name
     fn.__doc__ = f"Elementwise ``{op.name}`` of ``input``."
     return fn

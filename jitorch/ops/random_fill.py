@@ -58,6 +58,8 @@ def _write(t: Tensor, values: np.ndarray) -> Tensor:
     """Store ``values`` into ``t`` in place (a fill: any history of ``t`` ends here)."""
     if _state.grad_enabled:
         _check_inplace(t)
+    if t._dtype is D.bfloat16:
+        values = D.to_storage(np.asarray(values, dtype=np.float32), t._dtype)  # bit patterns, rounded once
     if _state.grad_enabled and t._grad_fn is not None:
         from .creation import from_numpy
         return t.copy_(from_numpy(np.ascontiguousarray(values)))
@@ -114,11 +116,12 @@ def bernoulli_(self: Tensor, p=0.5, *, generator=None) -> Tensor:
         if not 0 <= float(p) <= 1:
             raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
         return _fill_device(self, "bernoulli_", float(p), generator=generator)
-    probs = p._host() if isinstance(p, Tensor) else float(p)
+    probs = D.host_values(p._host()) if isinstance(p, Tensor) else float(p)
     if np.any((np.asarray(probs) < 0) | (np.asarray(probs) > 1)):
         raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
     u = _rng(generator).random(self.shape)
-    return _write(self, (u < probs).astype(self._dtype.numpy_dtype))
+    hit = u < probs
+    return _write(self, hit.astype(np.float32) if self._dtype is D.bfloat16 else hit.astype(self._dtype.numpy_dtype))
 
 
 @replayable_random
@@ -132,7 +135,7 @@ def random_(self: Tensor, from_: int = 0, to: int | None = None, *, generator=No
         from_, to = 0, from_
     if to is None:
         if self._dtype.is_floating_point:
-            to = 2 ** (np.finfo(self._dtype.numpy_dtype).nmant + 1) + 1
+            to = 2 ** (D.finfo(self._dtype).nmant + 1) + 1
         elif self._dtype is D.bool_:
             to = 2
         else:

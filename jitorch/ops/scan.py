@@ -16,6 +16,8 @@ import numpy as np
 from .. import _dtype as D
 from .._dispatch import apply
 from .._tensor import Tensor, wrap_dim
+from ..amp.autocast_mode import state as _amp
+from ..amp.policy import cast_inputs as _amp_cast
 from ..runtime import sort_scan_kernels as K
 from . import reductions as R
 from . import views as V
@@ -173,11 +175,15 @@ def cumsum(input: Tensor, dim: int, *, dtype=None, out=None) -> Tensor:
     >>> jitorch.cumsum(jitorch.tensor([1, 2, 3]), 0)
     tensor([1, 3, 6])
     """
+    if _amp.active and dtype is None:  # float32 under CUDA autocast (amp/policy.py)
+        input = _amp_cast("cumsum", input)
     return _scan(CUMSUM, "cumsum", input, dim, dtype, {"reverse": False})
 
 
 def cumprod(input: Tensor, dim: int, *, dtype=None, out=None) -> Tensor:
     """Running product along ``dim`` (its gradient is exact when the input has zeros)."""
+    if _amp.active and dtype is None:
+        input = _amp_cast("cumprod", input)
     return _scan(CUMPROD, "cumprod", input, dim, dtype, {})
 
 

@@ -10,7 +10,8 @@ and its state buffers in place.
 Conventions shared by all kernels:
 
 * arrays are 1-D, C-contiguous and all of one dtype (float32 or float64);
-  float16 tensors are updated through float32 copies by :func:`prepare`;
+  float16 and bfloat16 tensors are updated through float32 copies by
+  :func:`prepare` (rounded back by :func:`write_back`);
 * hyperparameters are kernel *arguments* (one compiled kernel serves every
   learning rate); they arrive typed like the arrays, so float32 parameters
   are updated in float32 arithmetic;
@@ -37,6 +38,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
+from .. import _dtype as D
 from ..runtime import kernel_cache
 
 _F16 = np.dtype(np.float16)
@@ -226,10 +228,10 @@ _EMPTY = {_F32: np.empty(0, _F32), _F64: np.empty(0, _F64)}
 
 
 def compute_dtype(np_dtype) -> np.dtype:
-    """The dtype a parameter is updated in: float16 goes through float32."""
+    """The dtype a parameter is updated in: float16 and bfloat16 go through float32."""
     if np_dtype in _NATIVE:
         return np_dtype
-    if np_dtype == _F16:
+    if np_dtype == _F16 or np_dtype == D.BF16_STORAGE:
         return _F32
     raise TypeError(f"jitorch.optim can only update floating point tensors, got {np_dtype}")
 
@@ -249,7 +251,7 @@ def prepare(arr: np.ndarray, dtype, pending: list) -> np.ndarray:
     flags = arr.flags
     if arr.dtype == dtype and flags.c_contiguous and flags.writeable and flags.aligned:
         return arr.reshape(-1)
-    flat = np.array(arr, dtype=dtype, order="C").reshape(-1)
+    flat = np.array(D.host_values(arr), dtype=dtype, order="C").reshape(-1)
     pending.append((arr, flat))
     return flat
 
@@ -257,7 +259,10 @@ def prepare(arr: np.ndarray, dtype, pending: list) -> np.ndarray:
 def write_back(pending: list) -> None:
     """Copy updated temporaries back into the tensors' own arrays."""
     for target, flat in pending:
-        target[...] = flat.reshape(target.shape)
+        if target.dtype == D.BF16_STORAGE:  # rounded to bfloat16 bit patterns (NumPy cannot cast to them)
+            target.view(np.uint16)[...] = D.bf16_bits(flat).reshape(target.shape)
+        else:
+            target[...] = flat.reshape(target.shape)
     pending.clear()
 
 
@@ -307,4 +312,4 @@ class ViewCache:
             flat = arr.reshape(-1)
             self.grads[key] = (arr, flat)
             return flat
-        return np.array(arr, dtype=dt, order="C").reshape(-1)  # a fresh, aligned copy
+        return np.array(D.host_values(arr), dtype=dt, order="C").reshape(-1)  # a fresh, aligned copy

@@ -37,6 +37,8 @@ def _kernel_source(kind: str, ndim: int) -> str:
     bodies = {"copy": "dst[d] = src[s]", "copy_via_int64": "dst[d] = int64(src[s])",
               "from_bf16": "dst[d] = bf16_to_f32(src[s])", "from_bf16_via_int64": "dst[d] = int64(bf16_to_f32(src[s]))",
               "to_bf16": "dst[d] = f32_to_bf16(float32(src[s]))", "fill": "dst[d] = value"}
+    for k in _WRAPPED:  # simulator only: see sim_narrow
+        bodies[k + "_wrap"] = bodies[k].replace("dst[d] = ", "dst[d] = sim_narrow(") + ", dst)"
     if kind == "fill":
         head = "def kernel(dst, dst_off, dst_st, value, shape, n):"
     else:
@@ -48,6 +50,8 @@ def _kernel_source(kind: str, ndim: int) -> str:
         from . import bf16
         lines += ["from numpy import float32",
                   f"from jitorch.runtime.cuda.bf16 import bf16_to_f32, f32_to_bf16  # bf16 {bf16.source_version()}"]
+    if kind.endswith("_wrap"):
+        lines.append("from jitorch.runtime.cuda.copy import sim_narrow")
     lines += ["",
               "",
               head,
@@ -102,10 +106,26 @@ def copy_into(dst: CudaArray, src: CudaArray) -> None:
     kind = "copy_via_int64" if src.dtype.kind == "f" and dst.dtype.kind in "iu" else "copy"
     if dst.itemsize == 2 or src.itemsize == 2:  # the cheap test first: bfloat16 has itemsize 2
         kind, dst, src = _bf16_copy(kind, dst, src)
+    if dst.itemsize < 8 and kind in _WRAPPED and dst.dtype != src.dtype and dst.dtype.kind in "iu" and \
+            driver.simulated():
+        kind += "_wrap"
     dbuf, doff, dst_st = _operand(dst, flat)
     sbuf, soff, src_st = _operand(src, flat)
     blocks, threads = launch.config(n)
     _kernel(kind, len(shape))(blocks, threads, dbuf, doff, dst_st, sbuf, soff, src_st, shape, n)
+
+
+# kinds whose store may narrow an integer: a GPU keeps the low bits, as torch's casts do (int64 70000 ->
+# int16 4464); NumPy refuses such a store with OverflowError, so under the simulator these kinds store
+# through sim_narrow instead (compiled kernels never use it)
+_WRAPPED = ("copy", "copy_via_int64", "from_bf16_via_int64")
+
+
+def sim_narrow(value, dst):
+    """``value`` (an integer) converted to ``dst``'s integer element type keeping its low bits, like a GPU's
+    integer conversion; for simulated kernels only."""
+    with np.errstate(over="ignore"):
+        return np.asarray(value).astype(np.int64).astype(dst.dtype)[()]
 
 
 def _bf16_copy(kind: str, dst: CudaArray, src: CudaArray):

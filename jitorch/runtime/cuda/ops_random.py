@@ -222,7 +222,9 @@ def _uniform_family(out: CudaArray, mode: int, p1: float, p2: float, generator, 
     double = out.dtype == np.float64
     work = out.dtype if out.dtype in (np.float16, np.float32, np.float64) else (np.float64 if double else np.float32)
     if mode in (BERNOULLI, BERNOULLI_TENSOR, GEOMETRIC):
-        work = out.dtype  # 0/1 and counts are exact in every dtype: write straight into the target's type
+        # 0/1 and counts are exact in every dtype: write straight into the target's type (bfloat16's
+        # storage holds bit patterns, so it goes through float32 like the other draws)
+        work = out.dtype if out.dtype.names is None else np.float32
     if parr is None:
         parr = _dummy(np.float64 if double else np.float32)
     return _fill(_K_FILL64 if double else _K_FILL32, out, work, 2 if double else 4, generator, mode, float(p1),

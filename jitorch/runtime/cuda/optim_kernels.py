@@ -4,9 +4,9 @@ The CUDA twins of ``optim/_fused.py``: the same algorithms with the same
 arithmetic, operation by operation (``fma`` where the CPU kernels fuse,
 ``mul_rn`` where NVVM would otherwise fuse a product into the next add and the
 CPU does not), so a CUDA step reproduces the CPU step to the last bit when
-both run in float32 or float64.  float16 parameters and state are read as
-float32, updated in float32 and rounded on store, as the CPU path does through
-its float32 copies.
+both run in float32 or float64.  float16 and bfloat16 parameters and state are
+read as float32, updated in float32 and rounded on store (bfloat16 through the
+bit helpers of ``bf16.py``), as the CPU path does through its float32 copies.
 
 Conventions (as on the CPU): hyperparameters are kernel arguments typed like
 the computation (one compiled kernel serves every learning rate); boolean
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codegen_common import np_name
+from ..codegen_common import dtype_name, is_bf16, np_name
 from . import array, codegen, dispatch_cache, launch
 from .array import CudaArray
 
@@ -116,11 +116,11 @@ param[i] = P(C(param[i]) + neg_clr * g / std)
 
 
 def compute_dtype(dt) -> np.dtype:
-    """The dtype a parameter is updated in: float16 goes through float32."""
+    """The dtype a parameter is updated in: float16 and bfloat16 go through float32."""
     dt = np.dtype(dt)
     if dt in (_F32, _F64):
         return dt
-    if dt == _F16:
+    if dt == _F16 or is_bf16(dt):
         return _F32
     raise TypeError(f"jitorch.optim can only update floating point tensors, got {dt}")
 
@@ -130,16 +130,21 @@ def kernel_source(algo: str, dt) -> tuple[str, str, list]:
     arrays, scalars, flags, body = _KERNELS[algo]
     dt = np.dtype(dt)
     cdt = compute_dtype(dt)
-    name = f"cuda_{algo}_step_{dt}"
-    body = body.replace("C(", f"{np_name(cdt)}(").replace("P(", f"{np_name(dt)}(")
+    name = f"cuda_{algo}_step_{dtype_name(dt)}"
+    if is_bf16(dt):  # bit patterns: widened and rounded by the helpers (the arrays are uint16)
+        body = body.replace("C(", "bf16_to_f32(").replace("P(", "f32_to_bf16(")
+    else:
+        body = body.replace("C(", f"{np_name(cdt)}(").replace("P(", f"{np_name(dt)}(")
     lines = [codegen.DECORATOR, f"def {name}(n, {', '.join(arrays + scalars + flags)}):",
              "    i = cuda.grid(1)",
              "    step = cuda.gridsize(1)",
              "    while i < n:"]
     lines += ["        " + ln for ln in body.strip("\n").splitlines()]
     lines.append("        i += step")
-    params = [("i64",)] + [("ptr", dt)] * len(arrays) + [("scalar", cdt)] * len(scalars) + [("i64",)] * len(flags)
-    return codegen.HEADER + "\n\n" + "\n".join(lines) + "\n", name, params
+    mem = codegen.memory_dtype(dt)
+    params = [("i64",)] + [("ptr", mem)] * len(arrays) + [("scalar", cdt)] * len(scalars) + [("i64",)] * len(flags)
+    source = "\n".join(lines) + "\n"
+    return codegen.header_for(source) + "\n\n" + source, name, params
 
 
 def step(algo: str, param: CudaArray, grad: CudaArray, state: dict, scalars: dict, flags: dict) -> None:
