@@ -71,14 +71,6 @@ class Adagrad(Optimizer):
     def share_memory(self) -> None:
         """No-op: jitorch tensors live in ordinary process memory."""
 
-    def step(self, closure=None):
-        """One Adagrad update of every parameter that has a gradient; returns ``closure()``'s loss."""
-        loss = self._run_closure(closure)
-        with jitorch.no_grad():
-            for group in self.param_groups:
-                self._update_group(group)
-        return loss
-
     def _update_group(self, group: dict[str, Any]) -> None:
         lr = _value(group["lr"])
         lr_decay = group["lr_decay"]

@@ -80,14 +80,6 @@ class Adam(Optimizer):
                     dt = _scalar_dtype(fused) if (group["capturable"] or fused) else _scalar_dtype()
                     st["step"] = jitorch.tensor(float(st["step"]), dtype=dt)
 
-    def step(self, closure=None):
-        """One Adam update of every parameter that has a gradient; returns ``closure()``'s loss."""
-        loss = self._run_closure(closure)
-        with jitorch.no_grad():
-            for group in self.param_groups:
-                self._update_group(group)
-        return loss
-
     def _init_state(self, p, group) -> dict[str, Any]:
         st = self.state[p]
         step_dt = _scalar_dtype(group["fused"]) if (group["capturable"] or group["fused"]) else _scalar_dtype()

@@ -242,8 +242,19 @@ class Optimizer:
                 g._version[0] += 1
 
     def step(self, closure: Callable[[], Any] | None = None):
-        """Update the parameters once; ``closure`` recomputes and returns the loss."""
-        raise NotImplementedError
+        """Update the parameters once; ``closure`` recomputes and returns the loss.
+
+        The built-in optimizers define ``_update_group`` (one fused kernel per parameter of a
+        group); a subclass without it must define ``step`` itself, as in torch.
+        """
+        update = getattr(self, "_update_group", None)
+        if update is None:
+            raise NotImplementedError
+        loss = self._run_closure(closure)
+        with jitorch.no_grad():
+            for group in self.param_groups:
+                update(group)
+        return loss
 
     def _run_closure(self, closure):
         """Evaluate ``closure`` with gradients enabled (step itself runs without)."""
@@ -391,3 +402,7 @@ class Optimizer:
                                       "as fused kernels outside autograd")
         if fused and foreach:
             raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+
+# the base step runs the step hooks too (subclasses' own steps are wrapped in __init_subclass__)
+Optimizer.step = _with_step_hooks(Optimizer.step)

@@ -62,14 +62,6 @@ class RMSprop(Optimizer):
                 if st and not isinstance(st.get("step"), jitorch.Tensor):
                     st["step"] = jitorch.tensor(float(st["step"]), dtype=_scalar_dtype())
 
-    def step(self, closure=None):
-        """One RMSprop update of every parameter that has a gradient; returns ``closure()``'s loss."""
-        loss = self._run_closure(closure)
-        with jitorch.no_grad():
-            for group in self.param_groups:
-                self._update_group(group)
-        return loss
-
     def _update_group(self, group: dict[str, Any]) -> None:
         lr = _value(group["lr"])
         alpha = group["alpha"]
