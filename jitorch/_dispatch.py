@@ -56,6 +56,18 @@ def note_random_draw() -> None:
         _tracer.record_break("random number draw", "random op")
 
 
+def opaque_call(what: str, fn, *args, **kwargs):
+    """Run ``fn`` (a backward pass, an optimizer step) outside any capture.
+
+    A compiled function treats such a call as a break it resumes after: the graph
+    captured so far runs first, the call runs eagerly, and capture continues.
+    """
+    tracer = _tracer
+    if tracer is None:
+        return fn(*args, **kwargs)
+    return tracer.run_opaque(what, fn, args, kwargs)
+
+
 def set_tracer(tracer):
     """Install (or, with None, remove) the recorder that sees every op; returns the previous one."""
     global _tracer

@@ -465,21 +465,71 @@ def test_resumed_graph_gives_python_real_values_between_segments():
     assert next(iter(cf.entries.values())).program.n_graphs == 2
 
 
-def test_break_with_grad_or_mutation_runs_eagerly():
+def test_break_with_grad_resumes_and_backward_reaches_the_closure_weight():
     w = J.randn(3, requires_grad=True)
 
     def f(x):
         y = x * w
-        if y.sum() > 0:
-            return y * 2
+        if y.sum() > -100:
+            return (y * 2).exp()
         return y
 
     cf = J.compile(f)
     x = J.ones(3)
-    cf(x)
-    out = cf(x)
-    out.sum().backward()  # an eager result: autograd works through it
-    assert next(iter(cf.entries.values())).program is None
+    for _ in range(3):
+        w.grad = None
+        cf(x).sum().backward()
+        got = w.grad.clone()
+    w.grad = None
+    f(x).sum().backward()
+    np.testing.assert_allclose(got.numpy(), w.grad.numpy(), rtol=1e-6)
+    program = next(iter(cf.entries.values())).program
+    assert program is not None and program.divergences == 0
+
+
+def test_break_with_mutation_resumes_and_updates_the_input_in_place():
+    def f(x, buf):
+        buf.add_(1)
+        if x.sum() > 0:
+            return x * buf
+        return x
+
+    cf = J.compile(f)
+    x, b1, b2 = J.ones(3), J.zeros(3), J.zeros(3)
+    storage = b1._data
+    for _ in range(3):
+        np.testing.assert_array_equal(cf(x, b1).numpy(), f(x, b2).numpy())
+        np.testing.assert_array_equal(b1.numpy(), b2.numpy())
+    assert b1._data is storage
+    program = next(iter(cf.entries.values())).program
+    assert program is not None and program.divergences == 0
+
+
+def test_closure_tensor_written_between_calls_retraces():
+    c = J.ones(3)
+    f = J.compile(lambda x: x + c * 2)  # c * 2 folds to a constant at compile time
+    x = J.zeros(3)
+    f(x)
+    f(x)
+    c.add_(1)
+    np.testing.assert_array_equal(f(x).numpy(), (x + c * 2).numpy())
+    c.data = J.full((3,), 10.0)  # new storage
+    np.testing.assert_array_equal(f(x).numpy(), (x + c * 2).numpy())
+    assert any("was modified" in r for r in f.recompiles)
+
+
+def test_module_buffer_updated_inside_a_compiled_function():
+    torch_bn = J.nn.BatchNorm1d(4)
+    ref = J.nn.BatchNorm1d(4)
+    f = J.compile(lambda x: torch_bn(x) * 2)
+    for k in range(4):
+        J.manual_seed(k)
+        x = J.randn(6, 4)
+        np.testing.assert_allclose(f(x).detach().numpy(), (ref(x) * 2).detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(torch_bn.running_mean.numpy(), ref.running_mean.numpy(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(torch_bn.running_var.numpy(), ref.running_var.numpy(), rtol=1e-5, atol=1e-7)
+    assert int(torch_bn.num_batches_tracked) == 4
+    assert len(f.entries) == 1
 
 
 def test_long_compile_reports_progress_on_stderr(capsys, monkeypatch):
@@ -531,3 +581,16 @@ def test_square_rows_with_a_bias_broadcast_along_columns():
         x = J.randn(3, 3)
         f(x)
         _close(f(x), fn(x), rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_cross_entropy_checks_targets_on_every_call():
+    f = J.compile(lambda x, t: J.nn.functional.cross_entropy(x, t))
+    x = J.randn(4, 3)
+    f(x, J.tensor([0, 1, 2, 1]))
+    f(x, J.tensor([0, 1, 2, 1]))
+    for bad in ([0, 3, 1, 1], [0, -2, 1, 1]):
+        with pytest.raises(IndexError, match="out of bounds"):
+            f(x, J.tensor(bad))
+    # ignored targets change the mean's divisor per call: never baked into the graph
+    t = J.tensor([0, -100, -100, 1])
+    np.testing.assert_allclose(f(x, t).item(), J.nn.functional.cross_entropy(x, t).item(), rtol=1e-6)

@@ -25,6 +25,15 @@ def _as_tuple(x):
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None) -> None:
     """Accumulate gradients of ``tensors`` into the leaves' ``.grad``."""
+    from .. import _dispatch
+    if _dispatch._tracer is not None:
+        # inside a compiled function: the graph so far runs first, then this backward, eagerly
+        return _dispatch.opaque_call("backward()", _backward, tensors, grad_tensors, retain_graph, create_graph,
+                                     inputs)
+    _backward(tensors, grad_tensors, retain_graph, create_graph, inputs)
+
+
+def _backward(tensors, grad_tensors, retain_graph, create_graph, inputs) -> None:
     tensors = _as_tuple(tensors)
     grads = _as_tuple(grad_tensors) or (None,) * len(tensors)
     if len(grads) != len(tensors):

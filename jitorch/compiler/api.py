@@ -103,6 +103,7 @@ class _Entry:
         self.instantiated = False  # built from a dynamic template, not traced
         self.program = None  # segments.Program replaying a capture with resumable graph breaks
         self.lifted = []  # tensors from outside the call (closures, globals) that are graph inputs
+        self.const_guards = []  # (tensor, storage, version) of outside tensors baked in as constants
 
 
 class _Family:
@@ -219,6 +220,8 @@ class CompiledFunction:
                 out, entry.first_result = entry.first_result, None
                 return out
             self.entries[key] = entry
+        if entry.const_guards and _stale(entry.const_guards):
+            return self._retrace_stale(key, args, kwargs, inputs, len(leaves))
         if entry.lifted:
             inputs = inputs + entry.lifted
         if entry.breaks:
@@ -228,6 +231,20 @@ class CompiledFunction:
         if self.check:
             self._check(entry, inputs)
         return self._run(entry, inputs)
+
+    def _retrace_stale(self, key, args, kwargs, inputs, n_args):
+        """A tensor the graph baked in as a constant was written since: capture again."""
+        del self.entries[key]
+        line = (f"recompiling {getattr(self.fn, '__qualname__', self.fn)}: a tensor from outside the function "
+                "(closure, global or attribute) that the graph reads as a constant was modified")
+        self.recompiles.append(line)
+        logs.emit("recompiles", line)
+        if sum(not e.instantiated for e in self.entries.values()) >= RECOMPILE_LIMIT:
+            self._hit_limit(key)
+            return self.fn(*args, **kwargs)
+        entry = self.entries[key] = self._capture(args, kwargs, inputs, n_args, key)
+        out, entry.first_result = entry.first_result, None
+        return out
 
     # -- dynamic sizes -------------------------------------------------------------------------------
     @staticmethod
@@ -366,12 +383,14 @@ class CompiledFunction:
             tracer.bind_input(t, name=None if k < n_args else names[k - n_args])
         with tracing(tracer):
             out = self.fn(*args, **kwargs)
-        # tensors from outside the call that need gradients (closures, globals) became inputs
-        entry.lifted = list(tracer.lifted)
-        inputs = inputs + entry.lifted
         leaves = []
         entry.out_spec = _flatten(out, leaves)
         graph = tracer.finish(leaves)  # may still find a break (writes the graph cannot see)
+        # tensors from outside the call that need gradients or that the graph updates in place
+        # (closures, globals, buffers) became inputs
+        entry.lifted = list(tracer.lifted)
+        inputs = inputs + entry.lifted
+        entry.const_guards = tracer.constant_guards()
         entry.breaks = tracer.breaks
         entry.first_result = out  # the capture call's eager result is this call's answer
         if entry.breaks:
@@ -381,7 +400,7 @@ class CompiledFunction:
                 b = entry.breaks[0]
                 raise RuntimeError(f"jitorch.compile(fullgraph=True): graph break at {b.where}: {b.category}: "
                                    f"{b.reason}. Hint: {b.hint}")
-            entry.program = self._resumable(graph, inputs)
+            entry.program = self._resumable(graph, inputs, tracer.grad_values)
             return entry
         entry.n_user_outputs = len(leaves)
         entry.out_dtypes = [t.dtype for t in leaves]
@@ -419,16 +438,13 @@ class CompiledFunction:
             entry.backward = Executor(bwd_graph, fuse=fuse, cuda_graphs=graphs)
             _log_fusion(entry.backward)
 
-    def _resumable(self, graph, inputs):
+    def _resumable(self, graph, inputs, grad_values):
         """The segments.Program that replays a broken capture, or None when it must run eagerly."""
-        if grad_mode.is_grad_enabled() and any(t._requires_grad for t in inputs):
-            return None  # segments have no compiled backward yet
-        if graph.mutations or any(n.meta.get("random") for n in graph.nodes):
-            return None
         if any(t.device.type != "cpu" for t in inputs):
             return None  # segments replay over host arrays only: CUDA functions with breaks run eagerly
         return segments.Program(graph, fuse=self.backend != "eager",
-                                name=getattr(self.fn, "__qualname__", str(self.fn)))
+                                name=getattr(self.fn, "__qualname__", str(self.fn)),
+                                grad_values=frozenset(grad_values))
 
     def _capture_backward(self, fwd_tracer, outputs, diff_inputs):
         """Trace the derivative rules: a graph from (grad outputs, saved forward values) to input grads."""
@@ -461,6 +477,13 @@ class CompiledFunction:
             n = entry.n_user_outputs
             _replay_prints(entry.effects, effect_arrays, entry.forward.out_devices[n:])
         return _rebuild(entry.out_spec, iter(outs))
+
+
+def _stale(guards) -> bool:
+    for t, data, version in guards:
+        if t._version[0] != version or t._data is not data:
+            return True
+    return False
 
 
 def _entry_extra(e: _Entry):

@@ -57,7 +57,7 @@ def explain(fn, *args, **kwargs) -> ExplainOutput:
             # a resumable break: the graphs before and after each break
             if not entry.program.n_graphs:
                 entry.program.compile_segments(entry.breaks)
-            pairs = [(ex, str(ex.graph)) for ex, _ in entry.program.executors.values()]
+            pairs = entry.program.compiled_graphs()
         for ex, text in pairs:
             if ex is None:
                 continue

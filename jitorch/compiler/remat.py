@@ -51,19 +51,44 @@ def rematerialize(fwd: Graph, bwd: Graph, saved: list) -> list:
             new = Node(node.op, ins, dict(node.attrs), meta=dict(node.meta))
             new.outputs.append(bwd.new_value(v.shape, v.dtype, v.device, producer=new))
             recomputed.append(new)
-            _replace_uses(bwd, old, new.outputs[0])
+            _replace_uses(bwd, old, new.outputs[0], recomputed)
             bwd.inputs.remove(old)
             saved.remove(v)
             avail[v.id] = new.outputs[0]
             changed = True
     if recomputed:
-        bwd.nodes[:0] = recomputed  # in creation order: each reads only inputs or earlier recomputations
+        bwd.nodes[:0] = _dependency_order(recomputed)
         bwd.inputs = grad_inputs + [avail[v.id] for v in saved]
     return saved
 
 
-def _replace_uses(graph: Graph, old: Value, new: Value) -> None:
-    for n in graph.nodes:
+def _dependency_order(nodes: list) -> list:
+    """``nodes`` ordered so each comes after the nodes among them whose outputs it reads.
+
+    A recomputation may read a value that was itself recomputed later in the loop (it
+    was a saved input when the reader was made), so creation order is not enough.
+    """
+    made = {id(o): n for n in nodes for o in n.outputs}
+    done: set = set()
+    out: list = []
+
+    def visit(n):
+        if id(n) in done:
+            return
+        done.add(id(n))
+        for i in n.inputs:
+            dep = made.get(id(i))
+            if dep is not None:
+                visit(dep)
+        out.append(n)
+
+    for n in nodes:
+        visit(n)
+    return out
+
+
+def _replace_uses(graph: Graph, old: Value, new: Value, extra_nodes=()) -> None:
+    for n in list(graph.nodes) + list(extra_nodes):
         if any(i is old for i in n.inputs):
             n.inputs = [new if i is old else i for i in n.inputs]
     graph.outputs = [new if o is old else o for o in graph.outputs]

@@ -17,8 +17,18 @@ the next node, e.g. the other side of a data-dependent ``if``), the pending
 nodes are run, the replay stops, and the rest of that call runs eagerly: the
 results are always those of eager execution.
 
-Not resumable (such functions run eagerly, as before): captures that update
-inputs or buffers in place, draw random numbers, or need gradients.
+A break can also be a call that must run eagerly between graphs: ``backward()``
+or an optimizer's ``step()``, so a whole training step compiles as the graphs
+around them.  A range whose outputs need gradients is compiled as a function of
+tensors (:mod:`.interpret` turns its nodes back into eager ops, and
+``jitorch.compile`` derives and compiles its backward), and the placeholders it
+fills get that graph's autograd history, so ``backward()`` runs compiled kernels.
+
+Random draws run for real when the call reaches them (so they consume the
+generator in eager order and give eager's numbers), and in-place updates of
+inputs and buffers (BatchNorm's running statistics) land in the same storage
+as in eager mode when their range runs.  Not resumable (such functions run
+eagerly, as before): in-place writes into views, captures over CUDA tensors.
 """
 from __future__ import annotations
 
@@ -28,12 +38,14 @@ import numpy as np
 
 from .. import _dispatch
 from .._tensor import Tensor, wrap, wrap_view
-from . import logs
+from ..autograd import grad_mode
+from . import interpret, logs
 from .executor import Executor
 from .ir import Graph, Value
 from .passes import run_pipeline
 
-RESUMABLE = frozenset((".item()", "data-dependent branch", "conversion to Python/NumPy"))
+RESUMABLE = frozenset((".item()", "data-dependent branch", "conversion to Python/NumPy",
+                       "backward or optimizer call"))
 
 
 class _Flags:
@@ -99,6 +111,23 @@ class Deferred:
     __float__ = __int__ = __index__ = __bool__ = __complex__ = _no_scalar
 
 
+def _forward_to_values(name):
+    def method(self, *args):
+        return getattr(self._real(), name)(*args)
+    method.__name__ = name
+    return method
+
+
+# operators are looked up on the type, not through __getattr__: each computes the values first
+# (without these, ``deferred != 0`` would compare identities and silently give True)
+for _name in ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__add__", "__radd__", "__sub__",
+              "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__", "__floordiv__", "__mod__",
+              "__pow__", "__neg__", "__abs__", "__invert__", "__and__", "__or__", "__xor__", "__len__",
+              "__iter__", "__contains__", "__setitem__", "__matmul__"):
+    setattr(Deferred, _name, _forward_to_values(_name))
+Deferred.__hash__ = None
+
+
 def _same(a, b) -> bool:
     """Attribute equality that tolerates arrays and tensors inside tuples/dicts."""
     if a is b:
@@ -140,6 +169,8 @@ def subgraph(graph: Graph, start: int, stop: int, outputs) -> tuple[Graph, list]
         return nv
 
     for n in graph.nodes[start:stop]:
+        if n.meta.get("random"):
+            continue  # drawn when the call reaches it (in eager order): its value is an input here
         ins = [operand(i) if isinstance(i, Value) else i for i in n.inputs]
         node = sub.add_node(n.op, ins, dict(n.attrs), [(o.shape, o.dtype, o.device) for o in n.outputs],
                             meta=dict(n.meta))
@@ -152,11 +183,13 @@ def subgraph(graph: Graph, start: int, stop: int, outputs) -> tuple[Graph, list]
 class Program:
     """A captured graph with resumable breaks, and the compiled graphs of its ranges."""
 
-    def __init__(self, graph: Graph, fuse: bool = True, name: str = ""):
+    def __init__(self, graph: Graph, fuse: bool = True, name: str = "", grad_values=frozenset()):
         self.graph = graph
         self.fuse = fuse
         self.name = name
-        self.executors: dict = {}  # (start, stop, output ids) -> (Executor, external values)
+        self.grad_values = grad_values  # ids of the values that required grad in the capture
+        # (start, stop, output ids) -> (Executor or GradRange, external values)
+        self.executors: dict = {}
         self.calls = 0
         self.divergences = 0
 
@@ -165,10 +198,17 @@ class Program:
         hit = self.executors.get(key)
         if hit is None:
             sub, ext = subgraph(self.graph, start, stop, outputs)
-            ex = Executor(run_pipeline(sub), fuse=self.fuse)
-            hit = self.executors[key] = (ex, ext)
-            logs.emit("graph", f"{self.name}: nodes {start}..{stop} compiled as graph {len(self.executors)} "
-                               f"({ex.n_kernels} kernel(s))")
+            grads = self.grad_values
+            if grad_mode.is_grad_enabled() and any(v.id in grads for v in outputs) and \
+                    any(v.id in grads for v in ext):
+                hit = self.executors[key] = (GradRange(sub, self.fuse), ext)
+                logs.emit("graph", f"{self.name}: nodes {start}..{stop} compile with their backward as graph "
+                                   f"{len(self.executors)}")
+            else:
+                ex = Executor(run_pipeline(sub), fuse=self.fuse)
+                hit = self.executors[key] = (ex, ext)
+                logs.emit("graph", f"{self.name}: nodes {start}..{stop} compiled as graph {len(self.executors)} "
+                                   f"({ex.n_kernels} kernel(s))")
         return hit
 
     @property
@@ -190,7 +230,16 @@ class Program:
                     if later or id(v) in final or (stop in cuts and n is self.graph.nodes[stop - 1]):
                         wanted.append(v)
             if wanted:
-                self.executor(start, stop, wanted)
+                ex, ext = self.executor(start, stop, wanted)
+                if isinstance(ex, GradRange) and not ex.fn.entries:
+                    ex.prepare(ext, self.grad_values)
+
+    def compiled_graphs(self):
+        """(executor, graph text) of every graph compiled so far, in range order."""
+        out = []
+        for ex, _ in self.executors.values():
+            out += ex.executors() if isinstance(ex, GradRange) else [(ex, str(ex.graph))]
+        return out
 
     def run(self, fn, args, kwargs, inputs):
         self.calls += 1
@@ -202,6 +251,42 @@ class Program:
         finally:
             if replay.active:
                 _dispatch.set_tracer(prev)
+        return out
+
+
+class GradRange:
+    """A range whose outputs need gradients: its nodes as a compiled function of tensors."""
+
+    def __init__(self, sub: Graph, fuse: bool):
+        from .api import CompiledFunction
+        self.graph = sub
+        self.fn = CompiledFunction(interpret.as_function(sub), backend="jitorch" if fuse else "eager")
+
+    def __call__(self, tensors):
+        return self.fn(*tensors)
+
+    def prepare(self, ext, grad_values) -> None:
+        """Compile now, on stand-in inputs (the range has no side effects): what ``explain`` shows."""
+        from .. import ones, zeros
+        stand_ins = []
+        for v in ext:
+            if v.dtype.is_floating_point:
+                stand_ins.append(ones(v.shape, dtype=v.dtype, device=v.device).requires_grad_(v.id in grad_values))
+            else:
+                stand_ins.append(zeros(v.shape, dtype=v.dtype, device=v.device))
+        prev = _dispatch.set_tracer(None)
+        try:
+            self.fn(*stand_ins)
+        finally:
+            _dispatch.set_tracer(prev)
+
+    def executors(self):
+        """(executor, graph text) of the forward and backward graphs compiled so far."""
+        out = []
+        for e in self.fn.entries.values():
+            out.append((e.forward, e.graph_str))
+            if e.backward is not None:
+                out.append((e.backward, e.backward_graph_str))
         return out
 
 
@@ -219,9 +304,14 @@ class Replay:
         self.env: dict[int, np.ndarray] = {}  # value id -> computed array
         self.holders: dict[int, list] = {}  # value id -> weak references to tensors deferred on it
         self.known: dict[int, tuple] = {}  # id(tensor) -> (value, weakref) for inputs and computed tensors
-        for v, t in zip(program.graph.inputs, inputs):
+        self.inputs = list(zip(program.graph.inputs, inputs))
+        self.tensors: dict[int, Tensor] = {}  # value id -> the tensor holding it (inputs of GradRanges)
+        self.write_back: dict[int, np.ndarray] = {}  # value id -> storage an in-place op's result belongs in
+        self.grad = grad_mode.is_grad_enabled()
+        for v, t in self.inputs:
             self.env[v.id] = t._data
             self.known[id(t)] = (v, weakref.ref(t))
+            self.tensors[v.id] = t
 
     # -- matching ---------------------------------------------------------------------------------
     def _value(self, t: Tensor, expected):
@@ -260,7 +350,9 @@ class Replay:
 
     def _defer(self, t: Tensor, value: Value) -> Tensor:
         t._data = Deferred(value, self)
-        self.holders.setdefault(value.id, []).append(weakref.ref(t))
+        if self.grad and value.id in self.program.grad_values:
+            t._requires_grad = True  # its autograd history arrives when the range runs
+        self.holders.setdefault(value.id, []).append((weakref.ref(t), False))
         return t
 
     # -- pre-execution hooks (jitorch._dispatch) ---------------------------------------------------------
@@ -273,11 +365,17 @@ class Replay:
         v = node.outputs[0]
         target = inplace if inplace is not None else out
         if target is not None:
-            if target._data.__class__ is not Deferred:
-                # the write lands in a tensor Python already holds: compute it for real
+            d = target._data
+            if d.__class__ is Deferred:
+                dest = self.write_back.pop(d.value.id, None)  # a later write to the same storage
+            elif d.__class__ is np.ndarray and d.shape == tuple(v.shape) and d.dtype == v.dtype.numpy_dtype:
+                dest = d  # a tensor Python already holds (a buffer, an input): its storage gets the result
+            else:
                 self.cursor -= 1
-                self.diverge("in-place write into a computed tensor")
+                self.diverge("in-place write that changes a tensor's shape or storage")
                 return NotImplemented
+            if dest is not None:
+                self.write_back[v.id] = dest
             target._version[0] += 1
             return self._defer(target, v)
         return self._defer(wrap(None, v.dtype, v.device), v)
@@ -318,12 +416,27 @@ class Replay:
         for t, v in zip(outs, node.outputs):
             self.env[v.id] = t._data
             self.known[id(t)] = (v, weakref.ref(t))
+            self.tensors[v.id] = t
 
     def on_copy(self, dst, src):
         self.diverge("copy_ during replay")
 
-    def on_random(self, *a, **k):
-        self.diverge("random draw during replay")
+    def on_random(self, fn, args, kwargs, result, target):
+        """A random op ran for real, in eager order (same draws as eager): bind its result."""
+        if not self.active:
+            return
+        node = self.nodes[self.cursor] if self.cursor < len(self.nodes) else None
+        a = node.attrs if node is not None and node.meta.get("random") else None
+        fill = target is not None
+        if a is None or a["fn"] is not fn or a["fill"] != fill or not _same(a["args"][fill:], args[fill:]) or \
+                not _same(a["kwargs"], kwargs) or a["shape"] != tuple(result.shape) or a["dtype"] is not result.dtype:
+            self.diverge(f"random draw {getattr(fn, '__name__', fn)} does not match the captured {self._expected()}")
+            return
+        self.cursor += 1
+        v = node.outputs[0]
+        self.env[v.id] = result._data
+        self.known[id(result)] = (v, weakref.ref(result))
+        self.tensors[v.id] = result
 
     def record_break(self, reason, category):
         self.diverge(reason)
@@ -336,11 +449,23 @@ class Replay:
     def on_alias(self, src, alias):
         d = src._data
         if d.__class__ is Deferred and d.replay is self:
-            self.holders.setdefault(d.value.id, []).append(weakref.ref(alias))
+            self.holders.setdefault(d.value.id, []).append((weakref.ref(alias), True))
 
     def has(self, t) -> bool:
         d = t._data
         return d.__class__ is Deferred and d.replay is self
+
+    def run_opaque(self, what, fn, args, kwargs):
+        """``backward()``, ``optimizer.step()``: compute what is pending, then run the call eagerly."""
+        self.flush()
+        prev = _dispatch.set_tracer(None)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if self.active:
+                _dispatch.set_tracer(prev)
+            for v, t in self.inputs:  # the call may have given an input new storage
+                self.env[v.id] = t._data
 
     # -- computing -------------------------------------------------------------------------------------
     def array_for(self, value: Value) -> np.ndarray:
@@ -362,7 +487,7 @@ class Replay:
         for n in self.nodes[start:stop]:
             for v in n.outputs:
                 refs = self.holders.get(v.id)
-                if refs and any(r() is not None for r in refs):
+                if refs and any(r() is not None for r, _ in refs):
                     wanted.append(v)
         self.start = stop
         if not wanted:
@@ -374,14 +499,43 @@ class Replay:
             if a is None:
                 raise RuntimeError(f"jitorch.compile: value {v!r} of a resumed graph was released before use")
             arrays.append(a)
+        if isinstance(ex, GradRange):
+            self._run_grad_range(ex, ext, arrays, wanted)
+            return
         results = ex(arrays)
         for v, a in zip(wanted, results):
-            self.env[v.id] = a
-            for r in self.holders.pop(v.id, ()):
-                t = r()
-                if t is not None and t._data.__class__ is Deferred and t._data.value is v:
-                    t._data = a
-                    self.known[id(t)] = (v, r)
+            self._fill(v, a, None)
+
+    def _fill(self, v: Value, a, source: Tensor | None) -> None:
+        """Give the placeholders of ``v`` their array (and ``source``'s autograd history)."""
+        dest = self.write_back.pop(v.id, None)
+        if dest is not None:  # an in-place update of a tensor that existed before: same storage as eager
+            np.copyto(dest, a)
+            a = dest
+        self.env[v.id] = a
+        for r, is_alias in self.holders.pop(v.id, ()):
+            t = r()
+            if t is not None and t._data.__class__ is Deferred and t._data.value is v:
+                t._data = a
+                if source is not None and not is_alias:
+                    t._requires_grad = source._requires_grad
+                    t._grad_fn = source._grad_fn
+                    t._output_nr = source._output_nr
+                    self.tensors[v.id] = t
+                self.known[id(t)] = (v, r)
+
+    def _run_grad_range(self, rng: GradRange, ext, arrays, wanted) -> None:
+        tensors = []
+        for v, a in zip(ext, arrays):
+            t = self.tensors.get(v.id)
+            tensors.append(t if t is not None and t._data is a else wrap(a, v.dtype, v.device))
+        prev = _dispatch.set_tracer(None)
+        try:
+            outs = rng(tensors)
+        finally:
+            _dispatch.set_tracer(prev)
+        for v, o in zip(wanted, outs):
+            self._fill(v, o._data, o)
 
     def diverge(self, why: str) -> None:
         """The call left the captured path: compute what is pending and finish it eagerly."""

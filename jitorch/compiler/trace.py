@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from .. import _dispatch
 from .._tensor import Tensor
+from ..autograd import grad_mode
 from .ir import Graph, Value
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,6 +60,7 @@ _HINTS = {
     "unsupported op": "this op has no graph lowering yet",
     "unsupported mutation": "this in-place write cannot be captured; the function runs eagerly",
     "random op": "random draws inside a compiled function are not captured yet; the function runs eagerly",
+    "backward or optimizer call": "runs between two compiled graphs, as in eager mode",
 }
 
 
@@ -89,11 +91,15 @@ class Tracer:
         self._versions: dict[int, int] = {}  # tensor id -> version when it entered the graph
         self._recorded_writes: dict[int, int] = {}  # tensor id -> in-place writes the graph recorded
         self.lifted: list = []  # outside tensors bound as extra inputs (see value_of)
+        self.grad_values: set[int] = set()  # ids of the values whose tensors required grad when traced
+        self.outside: list = []  # (constant value, tensor) for tensors the graph read but did not make
 
     # -- values -------------------------------------------------------------------------------
     def bind_input(self, t: Tensor, name: str | None = None) -> Value:
         v = self.graph.add_input(t.shape, t.dtype, t.device, name=name)
         self._values[id(t)] = (v, t)
+        if t._requires_grad:
+            self.grad_values.add(v.id)
         self._input_ids.add(id(t))
         self._origins[id(t)] = v
         self._versions[id(t)] = t._version[0]
@@ -109,6 +115,7 @@ class Tracer:
             return self.bind_input(t, name="lifted")
         # a tensor made outside the graph (e.g. by a creation op): capture its current value
         v = self.graph.add_constant(t.detach())
+        self.outside.append((v, t))
         self._values[id(t)] = (v, t)
         self._origins[id(t)] = v
         self._versions[id(t)] = t._version[0]
@@ -121,8 +128,12 @@ class Tracer:
     def _operand(self, a):
         return self.value_of(a) if isinstance(a, Tensor) else a
 
-    def _bind_result(self, t: Tensor, v: Value) -> None:
+    def _bind_result(self, t: Tensor, v: Value, op=None, args=()) -> None:
         self._values[id(t)] = (v, t)
+        # hooks run before autograd records the op: whether it will is decided the same way here
+        if t._requires_grad or (op is not None and op.differentiable and grad_mode._state.grad_enabled
+                                and any(isinstance(a, Tensor) and a._requires_grad for a in args)):
+            self.grad_values.add(v.id)
 
     def on_alias(self, src: Tensor, alias: Tensor) -> None:
         """``detach()``/``.data``: the same value under another tensor object."""
@@ -139,7 +150,7 @@ class Tracer:
                                    meta={"compute": compute, "where": user_frame()})
         if mutates is not None:
             self._count_write(mutates)
-        self._bind_result(result, node.outputs[0])
+        self._bind_result(result, node.outputs[0], op, args)
 
     def _count_write(self, t: Tensor) -> None:
         self._recorded_writes[id(t)] = self._recorded_writes.get(id(t), 0) + 1
@@ -149,7 +160,7 @@ class Tracer:
         node = self.graph.add_node(op, ins, attrs, [(tuple(o.shape), o.dtype, o.device) for o in outs],
                                    meta={"view": view_of is not None, "where": user_frame()})
         for o, v in zip(outs, node.outputs):
-            self._bind_result(o, v)
+            self._bind_result(o, v, op, inputs)
 
     def on_random(self, fn, args, kwargs, result: Tensor, target: Tensor | None) -> None:
         """A random op ran: record a node that runs it again, drawing fresh numbers each call."""
@@ -176,7 +187,7 @@ class Tracer:
         node = self.graph.add_node(TO_COPY, [s], {}, [(tuple(dst.shape), dst.dtype, dst.device)],
                                    meta={"compute": src.dtype, "where": user_frame()})
         self._count_write(dst)
-        self._bind_result(dst, node.outputs[0])
+        self._bind_result(dst, node.outputs[0], TO_COPY, (src, dst))
 
     def _is_view_of_graph_value(self, t: Tensor) -> bool:
         base = t._base
@@ -185,6 +196,31 @@ class Tracer:
     def record_break(self, reason: str, category: str) -> None:
         self.breaks.append(GraphBreak(reason, category, user_frame(), _HINTS.get(category, ""),
                                       len(self.graph.nodes)))
+
+    def run_opaque(self, what: str, fn, args, kwargs):
+        """``loss.backward()``, ``optimizer.step()``...: a break; the call runs eagerly, unrecorded.
+
+        Such a call may update graph inputs in place (an optimizer step writes the
+        parameters): later nodes read the updated values, as eager code does.  Any other
+        tensor of the graph that it modifies cannot be followed, and ends the capture.
+        """
+        self.record_break(what, "backward or optimizer call")
+        before = {tid: self._values[tid][1]._version[0] for tid in self._versions}
+        prev = _dispatch.set_tracer(None)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _dispatch.set_tracer(prev)
+            for tid, v0 in before.items():
+                value, t = self._values[tid]
+                delta = t._version[0] - v0
+                if not delta:
+                    continue
+                if tid in self._input_ids and value is self._origins[tid]:
+                    self._versions[tid] += delta  # an input updated in place: later reads see it
+                else:
+                    self.record_break(f"{what} modified a tensor of shape {list(t.shape)} that the graph computed",
+                                      "unsupported mutation")
 
     def on_concrete(self, t: Tensor, what: str) -> None:
         """A traced tensor's value was read by Python: the graph cannot replace this code."""
@@ -219,8 +255,24 @@ class Tracer:
         for tid, origin in self._origins.items():
             current = self._values[tid][0]
             if current is not origin:
+                if origin.kind == "const":
+                    self._lift(origin, self._values[tid][1])
                 g.mutations.append((origin, current))
         return g
+
+    def _lift(self, v: Value, t: Tensor) -> None:
+        """A constant the graph writes in place (a buffer of a module called inside the function)
+        becomes an input: each call reads its storage, and the update is written back to it."""
+        self.graph.constants.remove(v)
+        v.kind, v.const, v.name = "input", None, "lifted"
+        self.graph.inputs.append(v)
+        self.lifted.append(t)
+        self.outside = [(c, o) for c, o in self.outside if c is not v]
+
+    def constant_guards(self) -> list:
+        """(tensor, storage, version) of every outside tensor baked in as a constant: a later write
+        to one of them (or new storage) makes the graph stale, so the caller checks them per call."""
+        return [(t, t._data, t._version[0]) for _, t in self.outside]
 
 
 class tracing:

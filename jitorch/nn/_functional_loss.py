@@ -133,21 +133,20 @@ def _nll_shapes(input: Tensor, target: Tensor):
 
 
 def _check_targets(t: Tensor, c: int, ignore_index: int) -> None:
-    arr = t._data
-    if t._device.type != "cpu":
-        if not arr.size:
-            return
-        # on the device: the bounds of the non-ignored targets, read back together (one sync)
-        from ..ops.indexing_base import device_bounds
-        valid = t.masked_fill(t == ignore_index, 0).to(D.int64)
-        lo, hi = device_bounds(valid._data)
-        if lo >= 0 and hi < c:
-            return
-        arr = t._host()
+    """Class-index bounds of a CUDA target (on the CPU the nll kernel checks them itself, so
+    compiled graphs, which run that kernel, check as well)."""
+    if t._device.type == "cpu" or not t._data.size:
+        return
+    # on the device: the bounds of the non-ignored targets, read back together (one sync)
+    from ..ops.indexing_base import device_bounds
+    valid = t.masked_fill(t == ignore_index, 0).to(D.int64)
+    lo, hi = device_bounds(valid._data)
+    if lo >= 0 and hi < c:
+        return
+    arr = t._host()
     valid = arr[arr != ignore_index]
-    if valid.size and (valid.min() < 0 or valid.max() >= c):
-        bad = valid[(valid < 0) | (valid >= c)][0]
-        raise IndexError(f"Target {bad} is out of bounds.")
+    bad = valid[(valid < 0) | (valid >= c)][0]
+    raise IndexError(f"Target {bad} is out of bounds.")
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
@@ -180,7 +179,8 @@ def _target_weight_sum(t: Tensor, w: Tensor | None, ignore_index: int, dtype=Non
     """Sum of ``weight[t]`` over the targets that are not ignored (a constant; 0/0 gives NaN like torch).
     A float for CPU targets; a 0-d tensor for device targets, summed there (no read back)."""
     import numpy as np
-    if t._device.type != "cpu":
+    from .. import _dispatch
+    if t._device.type != "cpu" or _dispatch._tracer is not None:  # a compiled graph recomputes it per call
         with J.no_grad():
             keep = t != ignore_index
             if w is None:
@@ -469,7 +469,10 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
 def _class_mask(target: Tensor, c: int, dtype) -> Tensor:
     """One-hot (N, C) mask of the target classes, as constants of ``dtype``."""
     import numpy as np
+    from .. import _dispatch
     t = target._data.reshape(-1)
+    if _dispatch._tracer is not None:  # a compiled graph must recompute the mask from each call's target
+        return (target.reshape(-1, 1) == J.arange(c, device=target.device)).to(dtype)
     if target._device.type != "cpu":
         from ..ops.indexing_base import device_bounds
         if t.size:

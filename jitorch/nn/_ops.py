@@ -83,6 +83,9 @@ def _safe_targets(target, ignore_index):
 def _nll_gather_impl(x, target, weight, ignore_index):
     # x: (N, C, K), target: (N, K), weight: (C,) or None -> (N, K)
     t, keep = _safe_targets(target, ignore_index)
+    bad = (t < 0) | (t >= x.shape[1])
+    if bad.any():  # checked here, so compiled graphs (which run this kernel) check as well
+        raise IndexError(f"Target {t[bad].flat[0]} is out of bounds.")
     picked = np.take_along_axis(x, t[:, None, :], axis=1)[:, 0, :]
     w = weight[t].astype(x.dtype, copy=False) if weight is not None else 1
     return np.where(keep, -(w * picked), 0).astype(x.dtype, copy=False)

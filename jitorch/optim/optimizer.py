@@ -18,6 +18,7 @@ from typing import Any
 
 import jitorch
 
+from .. import _dispatch
 from .._tensor import Tensor
 from ..autograd.graph import RemovableHandle
 from . import _fused
@@ -72,6 +73,9 @@ def _with_step_hooks(step: Callable) -> Callable:
 
     @functools.wraps(step)
     def wrapper(self, *args, **kwargs):
+        if _dispatch._tracer is not None and not self._in_step:
+            # inside a compiled function: the step runs between graphs, on real values
+            return _dispatch.opaque_call(f"{type(self).__name__}.step()", wrapper, self, *args, **kwargs)
         if self._in_step or not (_global_pre_hooks or self._optimizer_step_pre_hooks
                                  or _global_post_hooks or self._optimizer_step_post_hooks):
             return step(self, *args, **kwargs)
