@@ -400,7 +400,7 @@ class CompiledFunction:
                 b = entry.breaks[0]
                 raise RuntimeError(f"jitorch.compile(fullgraph=True): graph break at {b.where}: {b.category}: "
                                    f"{b.reason}. Hint: {b.hint}")
-            entry.program = self._resumable(graph, inputs, tracer.grad_values)
+            entry.program = self._resumable(graph, inputs, tracer.grad_values, tracer.layouts)
             return entry
         entry.n_user_outputs = len(leaves)
         entry.out_dtypes = [t.dtype for t in leaves]
@@ -438,13 +438,13 @@ class CompiledFunction:
             entry.backward = Executor(bwd_graph, fuse=fuse, cuda_graphs=graphs)
             _log_fusion(entry.backward)
 
-    def _resumable(self, graph, inputs, grad_values):
+    def _resumable(self, graph, inputs, grad_values, layouts):
         """The segments.Program that replays a broken capture, or None when it must run eagerly."""
         if any(t.device.type != "cpu" for t in inputs):
             return None  # segments replay over host arrays only: CUDA functions with breaks run eagerly
         return segments.Program(graph, fuse=self.backend != "eager",
                                 name=getattr(self.fn, "__qualname__", str(self.fn)),
-                                grad_values=frozenset(grad_values))
+                                grad_values=frozenset(grad_values), layouts=layouts)
 
     def _capture_backward(self, fwd_tracer, outputs, diff_inputs):
         """Trace the derivative rules: a graph from (grad outputs, saved forward values) to input grads."""

@@ -49,23 +49,27 @@ RESUMABLE = frozenset((".item()", "data-dependent branch", "conversion to Python
 
 
 class _Flags:
-    c_contiguous = True
     writeable = True
+    aligned = True
 
-    def __init__(self, ndim):
-        self.f_contiguous = ndim <= 1
+    def __init__(self, c_contiguous, f_contiguous):
+        self.c_contiguous = c_contiguous
+        self.f_contiguous = f_contiguous
 
 
 class Deferred:
     """The storage of a tensor whose value a :class:`Replay` has not computed yet."""
 
-    __slots__ = ("value", "replay", "shape", "dtype")
+    __slots__ = ("value", "replay", "shape", "dtype", "layout")
 
     def __init__(self, value: Value, replay: "Replay"):
         self.value = value
         self.replay = replay
         self.shape = tuple(value.shape)
         self.dtype = value.dtype.numpy_dtype
+        # the layout the capture saw: code that branches on it (reshape: view or copy?) takes the
+        # captured path; anything that needs the real strides computes the value first
+        self.layout = replay.program.layouts.get(value.id)
 
     @property
     def ndim(self):
@@ -88,7 +92,27 @@ class Deferred:
 
     @property
     def flags(self):
-        return _Flags(self.ndim)
+        if self.layout is None:
+            return self._real().flags
+        return _Flags(self.layout[0], self.layout[1])
+
+    @property
+    def strides(self):
+        if self.layout is None:
+            return self._real().strides
+        return self.layout[2]
+
+    def view_if_possible(self, shape):
+        """Whether the captured layout allows a view of ``shape`` (answered on a stand-in, no values)."""
+        if self.layout is None:
+            v = self._real().view()
+        else:
+            v = np.lib.stride_tricks.as_strided(np.zeros(1, self.dtype), self.shape, self.layout[2])
+        try:
+            v.shape = shape
+        except AttributeError:
+            return None
+        return True
 
     def _real(self) -> np.ndarray:
         return self.replay.array_for(self.value)
@@ -183,8 +207,9 @@ def subgraph(graph: Graph, start: int, stop: int, outputs) -> tuple[Graph, list]
 class Program:
     """A captured graph with resumable breaks, and the compiled graphs of its ranges."""
 
-    def __init__(self, graph: Graph, fuse: bool = True, name: str = "", grad_values=frozenset()):
+    def __init__(self, graph: Graph, fuse: bool = True, name: str = "", grad_values=frozenset(), layouts=None):
         self.graph = graph
+        self.layouts = layouts or {}  # value id -> layout when captured (see Deferred)
         self.fuse = fuse
         self.name = name
         self.grad_values = grad_values  # ids of the values that required grad in the capture

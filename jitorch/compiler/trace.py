@@ -15,6 +15,8 @@ import os
 import sys
 from dataclasses import dataclass
 
+import numpy as np
+
 from .. import _dispatch
 from .._tensor import Tensor
 from ..autograd import grad_mode
@@ -93,6 +95,7 @@ class Tracer:
         self.lifted: list = []  # outside tensors bound as extra inputs (see value_of)
         self.grad_values: set[int] = set()  # ids of the values whose tensors required grad when traced
         self.outside: list = []  # (constant value, tensor) for tensors the graph read but did not make
+        self.layouts: dict[int, tuple] = {}  # value id -> (C-contiguous, F-contiguous, strides) when traced
 
     # -- values -------------------------------------------------------------------------------
     def bind_input(self, t: Tensor, name: str | None = None) -> Value:
@@ -130,6 +133,9 @@ class Tracer:
 
     def _bind_result(self, t: Tensor, v: Value, op=None, args=()) -> None:
         self._values[id(t)] = (v, t)
+        d = t._data
+        if d.__class__ is np.ndarray:  # what a resumed replay reports before the value is computed
+            self.layouts[v.id] = (d.flags.c_contiguous, d.flags.f_contiguous, d.strides)
         # hooks run before autograd records the op: whether it will is decided the same way here
         if t._requires_grad or (op is not None and op.differentiable and grad_mode._state.grad_enabled
                                 and any(isinstance(a, Tensor) and a._requires_grad for a in args)):

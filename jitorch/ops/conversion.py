@@ -29,6 +29,11 @@ TO_DEVICE = kernel_op("to_device", vjp=lambda c, g: (transfer(g, c.attrs["device
 
 def _copy_as(op, x: Tensor, dt: D.dtype) -> Tensor:
     """A new contiguous tensor with ``x``'s values converted to ``dt``, recorded as ``op``."""
+    tracer = _dispatch._tracer
+    if tracer is not None and tracer.lazy:  # a resumed compiled graph defers the copy
+        r = tracer.lazy_elementwise(op, (x,), None, None)
+        if r is not NotImplemented:
+            return r
     if x._device is CPU:
         out = cpu.run_elementwise(op, [x._data], x.dtype, dt.numpy_dtype, x._data.shape)
     else:
