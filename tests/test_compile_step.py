@@ -260,3 +260,41 @@ def test_transformer_layer_step_with_dropout_matches_eager():
             _close(pe, pc, rtol=1e-4, atol=1e-5)
     program = _program(compiled)
     assert program is not None and program.divergences == 0
+
+
+def test_cuda_step_with_break_batchnorm_and_dropout_matches_eager():
+    """On CUDA tensors (the simulator in CI): resumed graphs, buffer write-back, device random draws."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a GPU or NUMBA_ENABLE_CUDASIM=1")
+
+    def make_model():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Dropout(0.25), nn.Linear(6, 3)).cuda()
+
+    def make(model, opt):
+        def step(x, y):
+            opt.zero_grad()
+            out = model(x)
+            if out.abs().sum().item() >= 0:  # always true: the replay stays on the captured path
+                out = out * 1.0
+            loss = F.cross_entropy(out, y)
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+
+    (em, eo), (cm, co) = _pair(make_model, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9))
+    eager, compiled = make(em, eo), torch.compile(make(cm, co))
+    for k in range(3):
+        torch.manual_seed(k)
+        x, y = torch.randn(5, 4).cuda(), torch.randint(0, 3, (5,)).cuda()
+        torch.manual_seed(40 + k)
+        le = eager(x, y)
+        torch.manual_seed(40 + k)
+        lc = compiled(x, y)
+        _close(le.cpu(), lc.cpu())
+        for pe, pc in zip(em.parameters(), cm.parameters()):
+            _close(pe.cpu(), pc.cpu())
+        _close(em[1].running_mean.cpu(), cm[1].running_mean.cpu())
+    program = _program(compiled)
+    assert program is not None and program.divergences == 0

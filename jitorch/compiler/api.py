@@ -440,8 +440,6 @@ class CompiledFunction:
 
     def _resumable(self, graph, inputs, grad_values, layouts):
         """The segments.Program that replays a broken capture, or None when it must run eagerly."""
-        if any(t.device.type != "cpu" for t in inputs):
-            return None  # segments replay over host arrays only: CUDA functions with breaks run eagerly
         return segments.Program(graph, fuse=self.backend != "eager",
                                 name=getattr(self.fn, "__qualname__", str(self.fn)),
                                 grad_values=frozenset(grad_values), layouts=layouts)

@@ -28,7 +28,7 @@ Random draws run for real when the call reaches them (so they consume the
 generator in eager order and give eager's numbers), and in-place updates of
 inputs and buffers (BatchNorm's running statistics) land in the same storage
 as in eager mode when their range runs.  Not resumable (such functions run
-eagerly, as before): in-place writes into views, captures over CUDA tensors.
+eagerly, as before): in-place writes into views.
 """
 from __future__ import annotations
 
@@ -393,7 +393,8 @@ class Replay:
             d = target._data
             if d.__class__ is Deferred:
                 dest = self.write_back.pop(d.value.id, None)  # a later write to the same storage
-            elif d.__class__ is np.ndarray and d.shape == tuple(v.shape) and d.dtype == v.dtype.numpy_dtype:
+            elif (d.__class__ is np.ndarray or getattr(d, "is_cuda_array", False)) and \
+                    d.shape == tuple(v.shape) and d.dtype == v.dtype.numpy_dtype:
                 dest = d  # a tensor Python already holds (a buffer, an input): its storage gets the result
             else:
                 self.cursor -= 1
@@ -535,7 +536,11 @@ class Replay:
         """Give the placeholders of ``v`` their array (and ``source``'s autograd history)."""
         dest = self.write_back.pop(v.id, None)
         if dest is not None:  # an in-place update of a tensor that existed before: same storage as eager
-            np.copyto(dest, a)
+            if dest.__class__ is np.ndarray:
+                np.copyto(dest, a)
+            else:
+                from ..runtime.cuda import copy as cuda_copy
+                cuda_copy.copy_into(dest, a)
             a = dest
         self.env[v.id] = a
         for r, is_alias in self.holders.pop(v.id, ()):

@@ -134,8 +134,9 @@ class Tracer:
     def _bind_result(self, t: Tensor, v: Value, op=None, args=()) -> None:
         self._values[id(t)] = (v, t)
         d = t._data
-        if d.__class__ is np.ndarray:  # what a resumed replay reports before the value is computed
-            self.layouts[v.id] = (d.flags.c_contiguous, d.flags.f_contiguous, d.strides)
+        if d.__class__ is np.ndarray or getattr(d, "is_cuda_array", False):
+            # what a resumed replay reports before the value is computed
+            self.layouts[v.id] = (d.flags.c_contiguous, d.flags.f_contiguous, tuple(d.strides))
         # hooks run before autograd records the op: whether it will is decided the same way here
         if t._requires_grad or (op is not None and op.differentiable and grad_mode._state.grad_enabled
                                 and any(isinstance(a, Tensor) and a._requires_grad for a in args)):
