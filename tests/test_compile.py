@@ -112,7 +112,22 @@ def test_shape_change_retraces_and_logs_the_guard():
     assert len(f.entries) == 1
     f(J.randn(6))
     assert len(f.entries) == 2
-    assert "input 0 shape: [4] -> [6]" in f.recompiles[-1]
+    line = f.recompiles[-1]
+    assert "t.shape[0]: 4 -> 6" in line  # the argument's own name, the dimension that changed
+    assert "test_compile.py:" in line  # and where the guarded function is defined
+
+
+def test_recompile_names_module_tensors_and_nested_arguments():
+    lin = J.nn.Linear(3, 2)
+    cm = J.compile(lin)
+    cm(J.randn(4, 3))
+    lin.weight.requires_grad_(False)
+    cm(J.randn(4, 3))
+    assert "self.weight.requires_grad: True -> False" in cm._compiled.recompiles[-1]
+    f = J.compile(lambda batch: batch[0] + batch[1])
+    f((J.randn(2), J.randn(2)))
+    f((J.randn(2), J.randn(2, dtype=J.float64)))
+    assert "batch[1].dtype: jitorch.float32 -> jitorch.float64" in f.recompiles[-1]
 
 
 def test_weight_update_in_place_does_not_retrace():

@@ -210,7 +210,7 @@ class CompiledFunction:
                 if sum(not e.instantiated for e in self.entries.values()) >= RECOMPILE_LIMIT:
                     self._hit_limit(key)
                     return self.fn(*args, **kwargs)
-                self._log_recompile(key)
+                self._log_recompile(key, args, kwargs)
                 entry = self._capture(args, kwargs, inputs, len(leaves), key)
                 self.entries[key] = entry
                 if self.dynamic is not False:
@@ -365,14 +365,51 @@ class CompiledFunction:
                           f"({RECOMPILE_LIMIT}); running eagerly from now on. Guards that kept failing:\n{table}",
                           RuntimeWarning, stacklevel=3)
 
-    def _log_recompile(self, key):
+    def _log_recompile(self, key, args, kwargs):
         if not self.entries:
             return
         prev = next(reversed(self.entries))
-        reasons = _diff_keys(prev, key)
-        line = f"recompiling {getattr(self.fn, '__qualname__', self.fn)}: {'; '.join(reasons) or 'new guard set'}"
+        reasons = _diff_keys(prev, key, self._tensor_names(args, kwargs, len(key[0])))
+        line = (f"recompiling {getattr(self.fn, '__qualname__', self.fn)}: {'; '.join(reasons) or 'new guard set'} "
+                f"(guards of {self._def_line()})")
         self.recompiles.append(line)
         logs.emit("recompiles", line)
+
+    def _tensor_names(self, args, kwargs, n) -> list[str]:
+        """What the user calls each guarded tensor: ``x``, ``batch[1]``, ``self.fc.weight``..."""
+        import inspect
+        fn = self.module.forward if self.module is not None else self.fn
+        try:
+            params = list(inspect.signature(fn).parameters)
+        except (TypeError, ValueError):
+            params = []
+        names = []
+
+        def walk(obj, name):
+            if isinstance(obj, Tensor):
+                names.append(name)
+            elif isinstance(obj, (tuple, list)):
+                for k, o in enumerate(obj):
+                    walk(o, f"{name}[{k}]")
+            elif isinstance(obj, dict):
+                for k, o in obj.items():
+                    walk(o, f"{name}[{k!r}]")
+
+        for k, a in enumerate(args):
+            walk(a, params[k] if k < len(params) else f"args[{k}]")
+        for k, a in kwargs.items():
+            walk(a, k)
+        if self.module is not None:
+            names += ["self." + n for n in self._input_names()]
+        return names + [f"input {k}" for k in range(len(names), n)]
+
+    def _def_line(self) -> str:
+        fn = self.module.forward if self.module is not None else self.fn
+        code = getattr(fn, "__code__", None)
+        if code is None:
+            return getattr(fn, "__qualname__", str(fn))
+        import os
+        return f"{getattr(fn, '__qualname__', fn)} at {os.path.relpath(code.co_filename)}:{code.co_firstlineno}"
 
     # -- capture and compile -------------------------------------------------------------------------
     def _capture(self, args, kwargs, inputs, n_args, key) -> _Entry:
@@ -605,19 +642,24 @@ def _describe_autocast(k) -> str:
     return "off" if not k else ", ".join(f"{dev} {dt.name}" for dev, dt in k)
 
 
-def _diff_keys(old, new):
+def _diff_keys(old, new, names=()):
     reasons = []
     (ot, os_, og, om, ogl), (nt, ns, ng, nm, ngl) = old, new
     if len(ot) == len(nt):
         for k, (a, b) in enumerate(zip(ot, nt)):
+            name = names[k] if k < len(names) else f"input {k}"
             if a[0] != b[0]:
-                reasons.append(f"input {k} shape: {list(a[0])} -> {list(b[0])}")
+                dims = [d for d in range(len(a[0])) if a[0][d] != b[0][d]] if len(a[0]) == len(b[0]) else []
+                if len(dims) == 1:
+                    reasons.append(f"{name}.shape[{dims[0]}]: {a[0][dims[0]]} -> {b[0][dims[0]]}")
+                else:
+                    reasons.append(f"{name}.shape: {list(a[0])} -> {list(b[0])}")
             if a[1] is not b[1]:
-                reasons.append(f"input {k} dtype: {a[1]} -> {b[1]}")
+                reasons.append(f"{name}.dtype: {a[1]} -> {b[1]}")
             if a[2] != b[2]:
-                reasons.append(f"input {k} requires_grad: {a[2]} -> {b[2]}")
+                reasons.append(f"{name}.requires_grad: {a[2]} -> {b[2]}")
             if a[3] is not b[3]:
-                reasons.append(f"input {k} device: {a[3]} -> {b[3]}")
+                reasons.append(f"{name}.device: {a[3]} -> {b[3]}")
     else:
         reasons.append(f"number of tensor inputs: {len(ot)} -> {len(nt)}")
     if og[0] != ng[0]:
