@@ -609,3 +609,34 @@ def test_compiled_cross_entropy_checks_targets_on_every_call():
     # ignored targets change the mean's divisor per call: never baked into the graph
     t = J.tensor([0, -100, -100, 1])
     np.testing.assert_allclose(f(x, t).item(), J.nn.functional.cross_entropy(x, t).item(), rtol=1e-6)
+
+
+def test_module_reached_through_a_closure_is_guarded():
+    model = J.nn.Sequential(J.nn.Linear(4, 4), J.nn.Dropout(0.5))
+    f = J.compile(lambda x: model(x))
+    x = J.ones(2, 4)
+    f(x)
+    f(x)
+    model.eval()  # dropout off: the traced training-mode graph must not be reused
+    np.testing.assert_array_equal(f(x).detach().numpy(), model(x).detach().numpy())
+    assert "model.1.training: True -> False" in f.recompiles[-1]
+    model[0].register_buffer("scale", J.ones(1))
+    f(x)
+    model[0].bias = J.nn.Parameter(J.zeros(4))  # replaced by assignment
+    np.testing.assert_array_equal(f(x).detach().numpy(), model(x).detach().numpy())
+    assert "model: a parameter or buffer was replaced" in f.recompiles[-1]
+
+
+def test_module_reached_through_a_global_is_guarded():
+    global _GLOBAL_MODEL
+    _GLOBAL_MODEL = J.nn.Linear(3, 3)
+
+    def g(x):
+        return _GLOBAL_MODEL(x) * 2
+
+    f = J.compile(g)
+    x = J.ones(1, 3)
+    f(x)
+    _GLOBAL_MODEL = J.nn.Linear(3, 3)  # rebinding the global to another module
+    np.testing.assert_allclose(f(x).detach().numpy(), g(x).detach().numpy())
+    assert "_GLOBAL_MODEL: another module object" in f.recompiles[-1]

@@ -298,3 +298,30 @@ def test_cuda_step_with_break_batchnorm_and_dropout_matches_eager():
         _close(em[1].running_mean.cpu(), cm[1].running_mean.cpu())
     program = _program(compiled)
     assert program is not None and program.divergences == 0
+
+
+def test_values_computed_under_no_grad_carry_no_gradient():
+    torch.manual_seed(0)
+    a = nn.Linear(4, 3)
+    b = copy.deepcopy(a)
+
+    def make(m):
+        def f(x):
+            h = m(x)
+            with torch.no_grad():
+                scale = h.abs().max() + 1.0  # a constant as far as autograd is concerned
+            loss = (h / scale).pow(2).sum()
+            loss.backward()
+            return loss
+        return f
+
+    eager, compiled = make(a), torch.compile(make(b))
+    for k in range(4):
+        torch.manual_seed(k)
+        x = torch.randn(5, 4)
+        a.zero_grad()
+        b.zero_grad()
+        _close(eager(x), compiled(x))
+        _close(a.weight.grad, b.weight.grad)
+        _close(a.bias.grad, b.bias.grad)
+    assert _program(compiled) is not None

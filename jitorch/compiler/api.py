@@ -141,54 +141,64 @@ class CompiledFunction:
 
     # -- guards --------------------------------------------------------------------------------------
     def _module_state(self):
-        """(parameters and buffers, guard state) of the module, recomputed on every call.
-
-        The state is each submodule's ``training`` flag and its public attributes of
-        simple types (in insertion order), so changing any of them retraces.
-        """
-        m = self.module
-        if m is None:
+        """(parameters and buffers, guard state) of the compiled module, recomputed on every call."""
+        if self.module is None:
             return (), ()
-        tensors = []
-        state = []
-        simple = _SIMPLE_TYPES
-        for mname, sub in m.named_modules():
-            d = sub.__dict__
-            state.append((mname, d.get("training"), tuple(
-                [(k, v) for k, v in d.items() if type(v) in simple and k[0] != "_" and k != "training"])))
-            for p in d["_parameters"].values():
-                if p is not None:
-                    tensors.append(p)
-            for b in d["_buffers"].values():
-                if b is not None:
-                    tensors.append(b)
-        return tensors, (tuple(state),)
+        tensors, state = _module_guard(self.module)
+        return tensors, (state,)
 
     def _input_names(self):
         """Names of the module's parameters and buffers, in the order ``_module_state`` lists them."""
         names = []
-        for mname, sub in self.module.named_modules():
+        for mname, sub in _submodules(self.module, names=True):
             prefix = mname + "." if mname else ""
             names += [prefix + n for n, p in sub._parameters.items() if p is not None]
             names += [prefix + n for n, b in sub._buffers.items() if b is not None]
         return names
 
     def _global_names(self):
+        """(names, globals dict, closure cells) the function's code can reach without arguments."""
         fn = self.fn
         code = getattr(fn, "__code__", None)
         if code is None:
             fwd = getattr(type(self.module), "forward", None) if self.module is not None else None
             code = getattr(fwd, "__code__", None)
             glb = getattr(fwd, "__globals__", {})
+            cells = ()
         else:
             glb = fn.__globals__
+            cells = tuple(zip(code.co_freevars, fn.__closure__ or ()))
         names = tuple(code.co_names) if code is not None else ()
-        return names, glb
+        return names, glb, cells
 
     def _globals_state(self):
-        names, glb = self._gnames
-        # only names bound to simple values matter; modules and functions are not guarded
-        return tuple((n, v) for n in names if _simple(v := glb.get(n, _MISSING)))
+        """The simple globals the code names, and the state of every module it reaches.
+
+        A module used through a global, a closure variable or ``self`` (of a method) is guarded
+        like a compiled module: the training flags and simple attributes of its submodules, and
+        which parameter and buffer tensors it holds (a buffer replaced by assignment retraces).
+        """
+        names, glb, cells = self._gnames
+        state = []
+        for n in names:
+            v = glb.get(n, _MISSING)
+            if _simple(v):
+                state.append((n, v))
+            elif _is_module(v):
+                state.append((n, _module_key(v)))
+        for n, cell in cells:
+            try:
+                v = cell.cell_contents
+            except ValueError:  # not bound yet
+                continue
+            if _simple(v):
+                state.append((n, v))
+            elif _is_module(v):
+                state.append((n, _module_key(v)))
+        owner = getattr(self.fn, "__self__", None)
+        if self.module is None and _is_module(owner):
+            state.append(("self", _module_key(owner)))
+        return tuple(state)
 
     def _key(self, leaves, spec_key, mod_state):
         tensor_part = tuple((t._data.shape, t._dtype, t._requires_grad, t._device) for t in leaves)
@@ -369,11 +379,26 @@ class CompiledFunction:
         if not self.entries:
             return
         prev = next(reversed(self.entries))
-        reasons = _diff_keys(prev, key, self._tensor_names(args, kwargs, len(key[0])))
+        reasons = _diff_keys(prev, key, self._tensor_names(args, kwargs, len(key[0])), self._reachable_modules())
         line = (f"recompiling {getattr(self.fn, '__qualname__', self.fn)}: {'; '.join(reasons) or 'new guard set'} "
                 f"(guards of {self._def_line()})")
         self.recompiles.append(line)
         logs.emit("recompiles", line)
+
+    def _reachable_modules(self) -> dict:
+        """name -> module for the modules the guards cover (for naming what changed)."""
+        names, glb, cells = self._gnames
+        found = {n: glb[n] for n in names if _is_module(glb.get(n))}
+        for n, cell in cells:
+            try:
+                if _is_module(cell.cell_contents):
+                    found[n] = cell.cell_contents
+            except ValueError:
+                pass
+        owner = self.module if self.module is not None else getattr(self.fn, "__self__", None)
+        if _is_module(owner):
+            found["self"] = owner
+        return found
 
     def _tensor_names(self, args, kwargs, n) -> list[str]:
         """What the user calls each guarded tensor: ``x``, ``batch[1]``, ``self.fc.weight``..."""
@@ -514,6 +539,77 @@ class CompiledFunction:
         return _rebuild(entry.out_spec, iter(outs))
 
 
+def _is_module(v) -> bool:
+    return hasattr(v, "_parameters") and hasattr(v, "named_modules")
+
+
+def _submodules(m, names: bool = False) -> list:
+    """``m`` and its submodules in ``named_modules()`` order (preorder, each once); with
+    ``names``, ``(dotted name, module)`` pairs.  Runs on every call: no name strings unless asked."""
+    if not names:
+        out = []
+        seen = set()
+        stack = [m]
+        while stack:
+            sub = stack.pop()
+            if id(sub) not in seen:
+                seen.add(id(sub))
+                out.append(sub)
+                children = sub.__dict__["_modules"]
+                if children:
+                    stack.extend(reversed([c for c in children.values() if c is not None]))
+        return out
+    out = []
+    seen = set()
+    stack = [("", m)]
+    while stack:
+        name, sub = stack.pop()
+        if id(sub) not in seen:
+            seen.add(id(sub))
+            out.append((name, sub))
+            children = sub.__dict__["_modules"]
+            if children:
+                stack.extend(reversed([(f"{name}.{k}" if name else k, c) for k, c in children.items() if c is not None]))
+    return out
+
+
+def _module_guard(m):
+    """(parameters and buffers, state) of module ``m``: per submodule, its public attributes of
+    simple types (``training`` among them), so changing any of them retraces."""
+    tensors = []
+    state = []
+    simple = _SIMPLE_TYPES
+    for sub in _submodules(m):
+        d = sub.__dict__
+        state.append(tuple([(k, v) for k, v in d.items() if type(v) in simple and k[0] != "_"]))
+        for p in d["_parameters"].values():
+            if p is not None:
+                tensors.append(p)
+        for b in d["_buffers"].values():
+            if b is not None:
+                tensors.append(b)
+    return tensors, tuple(state)
+
+
+class _ModuleKey(tuple):
+    """The guard state of a module the function reaches (see ``_globals_state``)."""
+
+
+def _module_key(m):
+    """``_module_guard``'s state plus which tensors the module holds, with their metadata."""
+    state = []
+    held = []
+    simple = _SIMPLE_TYPES
+    for sub in _submodules(m):
+        d = sub.__dict__
+        state.append(tuple([(k, v) for k, v in d.items() if type(v) in simple and k[0] != "_"]))
+        for group in (d["_parameters"], d["_buffers"]):
+            for t in group.values():
+                if t is not None:
+                    held.append((id(t), t._data.shape, t._dtype, t._device, t._requires_grad))
+    return _ModuleKey((id(m), tuple(state), tuple(held)))
+
+
 def _stale(guards) -> bool:
     for t, data, version in guards:
         if t._version[0] != version or t._data is not data:
@@ -642,7 +738,7 @@ def _describe_autocast(k) -> str:
     return "off" if not k else ", ".join(f"{dev} {dt.name}" for dev, dt in k)
 
 
-def _diff_keys(old, new, names=()):
+def _diff_keys(old, new, names=(), modules=None):
     reasons = []
     (ot, os_, og, om, ogl), (nt, ns, ng, nm, ngl) = old, new
     if len(ot) == len(nt):
@@ -667,21 +763,43 @@ def _diff_keys(old, new, names=()):
     if og[1] != ng[1]:
         reasons.append(f"autocast: {_describe_autocast(og[1])} -> {_describe_autocast(ng[1])}")
     if om != nm:
-        for (name, tr_a, at_a), (_, tr_b, at_b) in zip(om[0], nm[0]) if om and nm else ():
-            if tr_a != tr_b:
-                reasons.append(f"{'self.' + name if name else 'self'}.training: {tr_a} -> {tr_b}")
-            if at_a != at_b:
-                da, db = dict(at_a), dict(at_b)
-                for k in da:
-                    if da.get(k) != db.get(k):
-                        reasons.append(f"{'self.' + name + '.' if name else 'self.'}{k}: {da.get(k)!r} -> {db.get(k)!r}")
+        reasons += _module_diff("self", om[0] if om else (), nm[0] if nm else (), (modules or {}).get("self"))
     if ogl != ngl:
         da, db = dict(ogl), dict(ngl)
-        for k in set(da) | set(db):
-            if da.get(k) != db.get(k):
-                reasons.append(f"global {k}: {da.get(k)!r} -> {db.get(k)!r}")
+        for k in sorted(set(da) | set(db)):
+            a, b = da.get(k), db.get(k)
+            if a == b:
+                continue
+            if isinstance(a, _ModuleKey) and isinstance(b, _ModuleKey):
+                if a[0] != b[0]:
+                    reasons.append(f"{k}: another module object")
+                elif a[1] != b[1]:
+                    reasons += _module_diff(k, a[1], b[1], (modules or {}).get(k))
+                else:
+                    reasons.append(f"{k}: a parameter or buffer was replaced, or changed shape, dtype, device "
+                                   "or requires_grad")
+            else:
+                reasons.append(f"global {k}: {a!r} -> {b!r}")
     if os_ != ns:
         reasons.append("non-tensor arguments changed")
+    return reasons
+
+
+def _module_diff(prefix, old, new, module=None) -> list:
+    """The attributes that differ between two module states, named ``prefix.sub.attr``."""
+    names = [n for n, _ in _submodules(module, names=True)] if module is not None else []
+    if len(names) != len(old):
+        names = [f"<submodule {k}>" if k else "" for k in range(len(old))]
+    reasons = []
+    for name, at_a, at_b in zip(names, old, new):
+        path = f"{prefix}.{name}" if name else prefix
+        if at_a != at_b:
+            da, db = dict(at_a), dict(at_b)
+            for k in list(da) + [k for k in db if k not in da]:
+                if da.get(k) != db.get(k):
+                    reasons.append(f"{path}.{k}: {da.get(k)!r} -> {db.get(k)!r}")
+    if len(old) != len(new):
+        reasons.append(f"{prefix}: submodules added or removed")
     return reasons
 
 

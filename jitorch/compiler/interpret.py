@@ -17,11 +17,21 @@ class InterpretError(RuntimeError):
     """A node the interpreter cannot run as an eager op (the caller falls back to eager)."""
 
 
-def as_function(graph: Graph):
-    """``f(*tensors) -> tuple of tensors``: ``graph``'s outputs for its inputs, op by op."""
+def as_function(graph: Graph, grad_ids=None):
+    """``f(*tensors) -> tuple of tensors``: ``graph``'s outputs for its inputs, op by op.
+
+    ``grad_ids``: the values that required grad in the capture.  Any other value is detached
+    as soon as it is made, so what the captured code computed under ``no_grad`` (running
+    statistics, a scale it treats as constant) carries no gradient here either.
+    """
+
+    def keep(v, t):
+        if grad_ids is not None and t._requires_grad and v.id not in grad_ids:
+            return t.detach()
+        return t
 
     def run_graph(*tensors):
-        env = {v.id: t for v, t in zip(graph.inputs, tensors)}
+        env = {v.id: keep(v, t) for v, t in zip(graph.inputs, tensors)}
 
         def operand(x):
             if not isinstance(x, Value):
@@ -35,7 +45,7 @@ def as_function(graph: Graph):
                 if tuple(t.shape) != tuple(v.shape) or t.dtype is not v.dtype:
                     raise InterpretError(f"{node.name} gave {t.dtype} {list(t.shape)} where the capture had "
                                          f"{v.dtype} {list(v.shape)}")
-                env[v.id] = t
+                env[v.id] = keep(v, t)
         return tuple(operand(v) for v in graph.outputs)
 
     run_graph.__qualname__ = "resumed_graph"

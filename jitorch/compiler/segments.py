@@ -226,7 +226,7 @@ class Program:
             grads = self.grad_values
             if grad_mode.is_grad_enabled() and any(v.id in grads for v in outputs) and \
                     any(v.id in grads for v in ext):
-                hit = self.executors[key] = (GradRange(sub, self.fuse), ext)
+                hit = self.executors[key] = (GradRange(sub, self.fuse, self._sub_grad_ids(start, stop, sub, ext)), ext)
                 logs.emit("graph", f"{self.name}: nodes {start}..{stop} compile with their backward as graph "
                                    f"{len(self.executors)}")
             else:
@@ -235,6 +235,15 @@ class Program:
                 logs.emit("graph", f"{self.name}: nodes {start}..{stop} compiled as graph {len(self.executors)} "
                                    f"({ex.n_kernels} kernel(s))")
         return hit
+
+    def _sub_grad_ids(self, start, stop, sub, ext) -> set:
+        """Ids (in ``sub``) of the values that required grad in the capture."""
+        grads = self.grad_values
+        ids = {nv.id for v, nv in zip(ext, sub.inputs) if v.id in grads}
+        ran = [n for n in self.graph.nodes[start:stop] if not n.meta.get("random")]
+        for old, new in zip(ran, sub.nodes):
+            ids.update(no.id for o, no in zip(old.outputs, new.outputs) if o.id in grads)
+        return ids
 
     @property
     def n_graphs(self) -> int:
@@ -282,10 +291,10 @@ class Program:
 class GradRange:
     """A range whose outputs need gradients: its nodes as a compiled function of tensors."""
 
-    def __init__(self, sub: Graph, fuse: bool):
+    def __init__(self, sub: Graph, fuse: bool, grad_ids: set):
         from .api import CompiledFunction
         self.graph = sub
-        self.fn = CompiledFunction(interpret.as_function(sub), backend="jitorch" if fuse else "eager")
+        self.fn = CompiledFunction(interpret.as_function(sub, grad_ids), backend="jitorch" if fuse else "eager")
 
     def __call__(self, tensors):
         return self.fn(*tensors)
@@ -547,7 +556,7 @@ class Replay:
             t = r()
             if t is not None and t._data.__class__ is Deferred and t._data.value is v:
                 t._data = a
-                if source is not None and not is_alias:
+                if source is not None and not is_alias and v.id in self.program.grad_values:
                     t._requires_grad = source._requires_grad
                     t._grad_fn = source._grad_fn
                     t._output_nr = source._output_nr
