@@ -640,3 +640,29 @@ def test_module_reached_through_a_global_is_guarded():
     _GLOBAL_MODEL = J.nn.Linear(3, 3)  # rebinding the global to another module
     np.testing.assert_allclose(f(x).detach().numpy(), g(x).detach().numpy())
     assert "_GLOBAL_MODEL: another module object" in f.recompiles[-1]
+
+
+def test_aliased_inputs_updated_in_place_give_eager_results():
+    def f(a, b):
+        a.add_(1)
+        return a + b
+
+    cf = J.compile(f)
+    cf(J.zeros(3), J.zeros(3))
+    cf(J.zeros(3), J.zeros(3))
+    x, y = J.zeros(3), J.zeros(3)
+    np.testing.assert_array_equal(cf(x, x).numpy(), f(y, y).numpy())
+    np.testing.assert_array_equal(x.numpy(), y.numpy())
+    x, y = J.zeros(4), J.zeros(4)
+    np.testing.assert_array_equal(cf(x[:3], x[1:]).numpy(), f(y[:3], y[1:]).numpy())  # overlapping views
+    np.testing.assert_array_equal(x.numpy(), y.numpy())
+    assert any("inputs sharing memory: b and a" in r for r in cf.recompiles)
+
+
+def test_aliased_inputs_without_writes_stay_compiled():
+    cf = J.compile(lambda a, b: a * 2 + b)
+    x = J.randn(5)
+    for _ in range(3):
+        np.testing.assert_allclose(cf(x, x).numpy(), (x * 2 + x).numpy(), rtol=1e-6)
+    (entry,) = cf.entries.values()
+    assert not entry.breaks

@@ -202,7 +202,7 @@ class CompiledFunction:
 
     def _key(self, leaves, spec_key, mod_state):
         tensor_part = tuple((t._data.shape, t._dtype, t._requires_grad, t._device) for t in leaves)
-        modes = (grad_mode._state.grad_enabled, _autocast_key())
+        modes = (grad_mode._state.grad_enabled, _autocast_key(), _alias_key(leaves))
         return (tensor_part, spec_key, modes, mod_state, self._globals_state())
 
     # -- calling -------------------------------------------------------------------------------------
@@ -455,6 +455,11 @@ class CompiledFunction:
         entry.const_guards = tracer.constant_guards()
         entry.breaks = tracer.breaks
         entry.first_result = out  # the capture call's eager result is this call's answer
+        if key[2][2] is not None and any(origin.kind == "input" for origin, _ in graph.mutations):
+            # the graph reads each input as its own value: a write through one alias would be missed
+            # by reads through the other
+            tracer.record_break("an input updated in place shares memory with another input",
+                                "unsupported mutation")
         if entry.breaks:
             for b in entry.breaks:
                 logs.emit("breaks", str(b))
@@ -610,6 +615,25 @@ def _module_key(m):
     return _ModuleKey((id(m), tuple(state), tuple(held)))
 
 
+def _storage_of(d):
+    s = getattr(d, "storage", None)  # a CUDA array's pooled block
+    if s is not None:
+        return s
+    b = d.base
+    return d if b is None else b
+
+
+def _alias_key(tensors):
+    """None when no two input tensors share memory, else which share with which (first index)."""
+    if len(tensors) < 2:
+        return None
+    roots = [id(_storage_of(t._data)) for t in tensors]
+    if len(set(roots)) == len(roots):
+        return None
+    first: dict = {}
+    return tuple(first.setdefault(r, k) for k, r in enumerate(roots))
+
+
 def _stale(guards) -> bool:
     for t, data, version in guards:
         if t._version[0] != version or t._data is not data:
@@ -762,6 +786,10 @@ def _diff_keys(old, new, names=(), modules=None):
         reasons.append(f"grad mode: {og[0]} -> {ng[0]}")
     if og[1] != ng[1]:
         reasons.append(f"autocast: {_describe_autocast(og[1])} -> {_describe_autocast(ng[1])}")
+    if og[2] != ng[2]:
+        shared = [f"{names[k] if k < len(names) else k} and {names[j] if j < len(names) else j}"
+                  for k, j in enumerate(ng[2] or ()) if j != k]
+        reasons.append("inputs sharing memory: " + (", ".join(shared) if shared else "none now"))
     if om != nm:
         reasons += _module_diff("self", om[0] if om else (), nm[0] if nm else (), (modules or {}).get("self"))
     if ogl != ngl:
