@@ -178,16 +178,40 @@ class Tensor:
         ...     assert y.device == jitorch.device("cuda:0") and y.cpu().tolist() == [1.0, 2.0]
         """
         from .ops.conversion import to
-        return to(self, "cuda" if device is None else (f"cuda:{device}" if isinstance(device, int) else device))
+        return to(self, "cuda" if device is None else (f"cuda:{device}" if isinstance(device, int) else device),
+                  non_blocking=non_blocking)
 
-    def is_pinned(self) -> bool:
-        return False
+    def is_pinned(self, device=None) -> bool:
+        """Whether this CPU tensor lives in page-locked memory (``pin_memory()``): CUDA copies from and to it
+        can be ``non_blocking``."""
+        if self._device.type != "cpu":
+            return False
+        from .runtime.cuda import pinned
+        return pinned.is_pinned(self._data)
 
-    def pin_memory(self) -> "Tensor":
-        """Host memory is not page-locked in jitorch; transfers work from any host tensor."""
+    def pin_memory(self, device=None) -> "Tensor":
+        """A copy in page-locked host memory (``self`` if it is pinned already), for asynchronous CUDA copies.
+
+        >>> import jitorch
+        >>> if jitorch.cuda.is_available():
+        ...     x = jitorch.ones(4).pin_memory()
+        ...     assert x.is_pinned() and x.to("cuda", non_blocking=True).sum().item() == 4.0
+        """
         if self._device.type != "cpu":
             raise RuntimeError(f"cannot pin '{self._type_name()}' only dense CPU tensors can be pinned")
-        return self
+        from .runtime.cuda import driver, pinned
+        if pinned.is_pinned(self._data):
+            return self
+        driver.require()
+        return wrap(pinned.pin(self._data), self._dtype, self._device)
+
+    def record_stream(self, stream) -> None:
+        """Mark this CUDA tensor as used by work on ``stream``: its memory is not reused before that work has
+        finished, even after the tensor is freed (see ``jitorch/runtime/cuda/memory.py``)."""
+        if self._device.type != "cuda":
+            raise RuntimeError("record_stream: expected a CUDA tensor")
+        from .runtime.cuda import memory
+        memory.record_stream(self._data, stream)
 
     def _type_name(self) -> str:
         names = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",

@@ -4,10 +4,12 @@ The CUDA backend is numba.cuda (the ``numba-cuda`` package, jitorch's ``cuda``
 extra), imported on the first call that needs it, never by ``import jitorch``.
 With ``NUMBA_ENABLE_CUDASIM=1`` Numba's simulator stands in for a GPU.
 
-jitorch runs every kernel on one stream, in order, on one GPU per process
-(``cuda:0``; pick another GPU with ``CUDA_VISIBLE_DEVICES``).  ``Stream``
-objects exist for API compatibility: work launched "on" one is ordered with
-all other work, which is always a valid schedule of torch's semantics.
+jitorch uses one GPU per process (``cuda:0``; pick another GPU with
+``CUDA_VISIBLE_DEVICES``).  Kernels, copies and memsets go to the current
+stream (``Stream``, ``stream``, ``set_stream``: ``runtime/cuda/streams.py``),
+as in torch; the host waits for the device only where it reads a value or
+synchronizes, and that is where errors found by device-side index checks are
+raised (``DeviceIndexError``).
 
 >>> import jitorch
 >>> if jitorch.cuda.is_available():
@@ -16,19 +18,23 @@ all other work, which is always a valid schedule of torch's semantics.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import time
 
 from .runtime.cuda import driver
 from .runtime.cuda import memory as _memory
+from .runtime.cuda import streams as _streams
 from .runtime.cuda.memory import OutOfMemoryError
+from .runtime.cuda.streams import Event, ExternalStream, Stream, stream
+
+StreamContext = stream  # torch's name for what ``stream(s)`` returns
 from .runtime.device import Device, canonical, current_cuda, set_current_cuda
 
 __all__ = [
     "Event",
+    "ExternalStream",
     "OutOfMemoryError",
     "Stream",
+    "StreamContext",
     "current_device",
     "current_stream",
     "default_stream",
@@ -56,6 +62,7 @@ __all__ = [
     "seed_all",
     "set_device",
     "set_per_process_memory_fraction",
+    "set_stream",
     "stream",
     "synchronize",
 ]
@@ -126,10 +133,9 @@ class device:
 
 
 def synchronize(device=None) -> None:
-    """Wait for every kernel launched so far to finish."""
+    """Wait for all work issued so far, on every stream, to finish (raises errors found by device-side checks)."""
     _index(device)
-    if not driver.simulated():
-        driver.cuda_module().synchronize()
+    _streams.synchronize()
 
 
 class _DeviceProperties:
@@ -190,142 +196,35 @@ def is_bf16_supported(including_emulation: bool = True) -> bool:
 
 
 # -- streams and events ---------------------------------------------------------------------------------------
-class Stream:
-    """A CUDA stream handle (``jitorch.cuda.Stream()``); see the module docstring on ordering."""
-
-    def __init__(self, device=None, priority: int = 0, _default: bool = False):
-        self.device = Device("cuda", _index(device))
-        self.priority = priority
-        cuda = driver.cuda_module()
-        self._numba = cuda.default_stream() if _default else cuda.stream()
-
-    def synchronize(self) -> None:
-        if not driver.simulated():
-            self._numba.synchronize()
-
-    def query(self) -> bool:
-        """True when all work submitted to this stream has finished."""
-        if driver.simulated():
-            return True
-        self.synchronize()  # numba streams have no non-blocking query
-        return True
-
-    def wait_event(self, event: Event) -> None:
-        event.wait(self)
-
-    def wait_stream(self, stream: Stream) -> None:
-        self.wait_event(stream.record_event())
-
-    def record_event(self, event: Event | None = None) -> Event:
-        event = event if event is not None else Event()
-        event.record(self)
-        return event
-
-    def __enter__(self):
-        self._prev = _streams.get("current")
-        _streams["current"] = self
-        return self
-
-    def __exit__(self, *exc):
-        _streams["current"] = self._prev
-        return False
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Stream) and other._numba is self._numba
-
-    def __hash__(self) -> int:
-        return id(self._numba)
-
-    def __repr__(self) -> str:
-        return f"<jitorch.cuda.Stream device={self.device}>"
-
-
-_streams: dict = {}
-
-
+# Stream, ExternalStream, Event and the `stream` context manager live in runtime/cuda/streams.py.
 def default_stream(device=None) -> Stream:
-    s = _streams.get("default")
-    if s is None:
-        s = _streams["default"] = Stream(device, _default=True)
-    return s
+    """The default stream (handle 0, the legacy default stream), where work goes unless another is current."""
+    _index(device)
+    return _streams.default()
 
 
 def current_stream(device=None) -> Stream:
-    s = _streams.get("current")
-    return s if s is not None else default_stream(device)
-
-
-@contextlib.contextmanager
-def stream(s: Stream | None):
-    """``with jitorch.cuda.stream(s):`` makes ``s`` the current stream (None: no change)."""
-    if s is None:
-        yield
-        return
-    with s:
-        yield
+    """This thread's current stream."""
+    _index(device)
+    return _streams.current()
 
 
 def set_stream(s: Stream) -> None:
-    _streams["current"] = s
+    """Make ``s`` this thread's current stream (prefer ``with jitorch.cuda.stream(s):``)."""
+    if s is not None:
+        _streams.set_current(s)
 
 
-class Event:
-    """A CUDA event: mark a point in the stream, wait for it, time the work between two of them.
-
-    >>> import jitorch
-    >>> if jitorch.cuda.is_available():
-    ...     start = jitorch.cuda.Event(enable_timing=True)
-    ...     end = jitorch.cuda.Event(enable_timing=True)
-    ...     start.record(); y = jitorch.ones(4, device="cuda") * 2; end.record()
-    ...     end.synchronize()
-    ...     assert start.elapsed_time(end) >= 0
-    """
-
-    def __init__(self, enable_timing: bool = False, blocking: bool = False, interprocess: bool = False):
-        driver.require()
-        self.enable_timing = enable_timing
-        self.blocking = blocking
-        self.interprocess = interprocess
-        # the simulator runs everything synchronously and its events keep no time: record the host clock
-        self._numba = None if driver.simulated() else driver.cuda_module().event(timing=enable_timing)
-        self._time = None
-
-    def record(self, stream: Stream | None = None) -> None:
-        s = stream if stream is not None else current_stream()
-        if self._numba is None:
-            self._time = time.perf_counter()
-        else:
-            self._numba.record(s._numba)
-            self._time = True
-
-    def wait(self, stream: Stream | None = None) -> None:
-        if self._numba is not None and self._time is not None:
-            s = stream if stream is not None else current_stream()
-            self._numba.wait(s._numba)
-
-    def query(self) -> bool:
-        """True when the work before the recorded point has finished (or nothing was recorded)."""
-        if self._numba is None or self._time is None:
-            return True
-        return bool(self._numba.query())
-
-    def synchronize(self) -> None:
-        if self._numba is not None and self._time is not None:
-            self._numba.synchronize()
-
-    def elapsed_time(self, end_event: Event) -> float:
-        """Milliseconds between this event and ``end_event`` (both recorded, both with timing)."""
-        if not (self.enable_timing and end_event.enable_timing):
-            raise RuntimeError("Both events must be created with argument 'enable_timing=True'.")
-        if self._time is None or end_event._time is None:
-            raise RuntimeError("Both events must be recorded before calculating elapsed time.")
-        if self._numba is None:
-            return (end_event._time - self._time) * 1e3
-        end_event.synchronize()
-        return float(driver.cuda_module().event_elapsed_time(self._numba, end_event._numba))
-
-    def __repr__(self) -> str:
-        return f"<jitorch.cuda.Event enable_timing={self.enable_timing}>"
+def __getattr__(name: str):
+    # the error classes of device-side checks live with numba.cuda code: loaded on first use
+    if name in ("DeviceAssertError", "DeviceIndexError"):
+        from .runtime.cuda import device_checks
+        return getattr(device_checks, name)
+    # ``jitorch.cuda.amp`` (torch's deprecated spelling of ``jitorch.amp`` for CUDA) loads on first use
+    if name == "amp":
+        from .amp import _cuda_amp
+        return _cuda_amp
+    raise AttributeError(f"module 'jitorch.cuda' has no attribute '{name}'")
 
 
 # -- memory -------------------------------------------------------------------------------------------------------
@@ -459,9 +358,10 @@ def _host_fallback_ops() -> set[str]:
     return fallback.ops_that_fell_back()
 
 
-def __getattr__(name: str):
-    # ``jitorch.cuda.amp`` (torch's deprecated spelling of ``jitorch.amp`` for CUDA) loads on first use
-    if name == "amp":
-        from .amp import _cuda_amp
-        return _cuda_amp
-    raise AttributeError(f"module 'jitorch.cuda' has no attribute '{name}'")
+def _host_syncs() -> int:
+    """How many times the host has waited for the device in this process (value reads, synchronize calls):
+    a diagnostic for "does this code synchronize?" (``runtime/cuda/device_checks.py``)."""
+    if not driver.available():
+        return 0
+    from .runtime.cuda import device_checks
+    return device_checks.host_syncs()

@@ -102,15 +102,18 @@ for dt, alpha in [(f32, 1.0), (f64, 2.0), (i64, 1), (i32, 1)]:
     check(f"adv_add {dt.__name__}", I._K_ADV_ADD, A(10, dt), 0, A(3, i64), (1,), (1,), (2, 2), (1, 1), A(10, dt), 3, 1, 10, alpha)
 for dt in (f32, f64, i64, b_, f16, np.int8):
     check(f"adv_assign {dt.__name__}", I._K_ADV_ASSIGN, A(10, dt), 0, A(3, i64), (1,), (1,), (2, 2), (1, 1), A(10, dt), 3, 1, 10)
-check("add_scaled", I._K_ADD_SCALED, A(5, i64), A(5, i64), 3, 5)
+check("add_index", I._K_ADD_INDEX, A(5, i64), A(5, i64), 3, 7, True, False, A(1, i64), A(4, i64), 5, 5)
+check("wrap_negative", I._K_WRAP_NEGATIVE, A(5, i64), 7, A(5, i64), 5)
+from jitorch.runtime.cuda import device_checks as DCK
+check("check_range", DCK._check_range, A(5, i64), 0, 5, -100, True, A(1, i64), A(4, i64), 5, 5)
 for dt in (f32, f16, b_):
-    check(f"gather_dim {dt.__name__}", I._K_GATHER_DIM, A(10, dt), 0, (3, 1), A(4, i64), (2, 2), 0, A(4, dt), 4)
+    check(f"gather_dim {dt.__name__}", I._K_GATHER_DIM, A(10, dt), 0, (3, 1), A(4, i64), (2, 2), 0, 3, A(4, dt), A(1, i64), A(4, i64), 5, 4)
 for dt in (f32, i64, b_, f64, f16):
-    check(f"scatter_dim_assign {dt.__name__}", I._K_SCATTER_DIM_ASSIGN, A(10, dt), (3, 1), A(4, i64), (2, 2), 1, A(10, dt), 0, (3, 1), 4)
+    check(f"scatter_dim_assign {dt.__name__}", I._K_SCATTER_DIM_ASSIGN, A(10, dt), (3, 1), A(4, i64), (2, 2), 1, 3, A(10, dt), 0, (3, 1), A(1, i64), A(4, i64), 5, 4)
 for dt in (f32, i64, f64):
-    check(f"scatter_dim_add {dt.__name__}", I._K_SCATTER_DIM_ADD, A(10, dt), (3, 1), A(4, i64), (2, 2), 1, A(10, dt), 0, (3, 1), 4)
+    check(f"scatter_dim_add {dt.__name__}", I._K_SCATTER_DIM_ADD, A(10, dt), (3, 1), A(4, i64), (2, 2), 1, 3, A(10, dt), 0, (3, 1), A(1, i64), A(4, i64), 5, 4)
 for dt in (f32, i64, f64):
-    check(f"scatter_columns {dt.__name__}", I._K_SCATTER_COLUMNS, A(10, dt), (3, 1), A(4, i64), (2, 2), 1, A(10, dt), 0, (3, 1), 2, 2, A(10, i64), True)
+    check(f"scatter_columns {dt.__name__}", I._K_SCATTER_COLUMNS, A(10, dt), (3, 1), A(4, i64), (2, 2), 1, 3, A(10, dt), 0, (3, 1), 2, 2, A(10, i64), True, A(1, i64), A(4, i64), 5)
     check(f"mean_finish {dt.__name__}", I._K_MEAN_FINISH, A(10, dt), A(10, i64), 10, True, dt == i64)
 for dt in (b_, f32, f16, i64):
     check(f"nz_count {dt.__name__}", I._K_NZ_COUNT, A(10, dt), 10, 5, A(2, i64))
@@ -150,9 +153,9 @@ for dt in (f32, f64):
     check(f"resample {dt.__name__}", P._K_RESAMPLE, A(60, dt), 5, 6, A(14, i64), A(14, dt), 2, A(8, i64), A(8, dt), 2, 7, 4, A(56, dt), 56)
     check(f"resample_adj {dt.__name__}", P._K_RESAMPLE_ADJ, A(56, dt), 5, 6, A(14, i64), A(14, dt), 2, A(8, i64), A(8, dt), 2, 7, 4, A(60, dt), 56)
 for dt in (f32, f64):
-    check(f"embedding_bwd {dt.__name__}", NN._K_EMBEDDING_BWD, A(12, dt), A(3, i64), 4, -1, A(24, dt), 12)
-    check(f"nll_gather {dt.__name__}", NN._K_NLL_GATHER, A(30, dt), A(6, i64), A(5, dt), True, 5, 2, -100, A(6, dt), 6)
-    check(f"nll_scatter {dt.__name__}", NN._K_NLL_SCATTER, A(6, dt), A(6, i64), A(1, dt), False, 5, 2, -100, A(30, dt), 6)
+    check(f"embedding_bwd {dt.__name__}", NN._K_EMBEDDING_BWD, A(12, dt), A(3, i64), 4, -1, 6, A(24, dt), A(1, i64), A(4, i64), 5, 12)
+    check(f"nll_gather {dt.__name__}", NN._K_NLL_GATHER, A(30, dt), A(6, i64), A(5, dt), True, 5, 2, -100, A(6, dt), A(1, i64), A(4, i64), 5, 6)
+    check(f"nll_scatter {dt.__name__}", NN._K_NLL_SCATTER, A(6, dt), A(6, i64), A(1, dt), False, 5, 2, -100, A(30, dt), A(1, i64), A(4, i64), 5, 6)
     check(f"lstm_step {dt.__name__}", RN._K_LSTM_STEP, A(32, dt), A(32, dt), A(8, dt), A(8, dt), 4, 8)
     check(f"lstm_states {dt.__name__}", RN._K_LSTM_STATES, A(96, dt), A(96, dt), A(8, dt), True, A(96, dt), A(24, dt), 3, 2, 4)
     check(f"lstm_bwd {dt.__name__}", RN._K_LSTM_BWD, A(8, dt), A(8, dt), True, A(8, dt), A(32, dt), A(8, dt), A(8, dt), A(32, dt), 4, 8)

@@ -132,23 +132,6 @@ def _nll_shapes(input: Tensor, target: Tensor):
     return input.reshape(n, c, -1), target.reshape(n, -1), (n,) + spatial
 
 
-def _check_targets(t: Tensor, c: int, ignore_index: int) -> None:
-    """Class-index bounds of a CUDA target (on the CPU the nll kernel checks them itself, so
-    compiled graphs, which run that kernel, check as well)."""
-    if t._device.type == "cpu" or not t._data.size:
-        return
-    # on the device: the bounds of the non-ignored targets, read back together (one sync)
-    from ..ops.indexing_base import device_bounds
-    valid = t.masked_fill(t == ignore_index, 0).to(D.int64)
-    lo, hi = device_bounds(valid._data)
-    if lo >= 0 and hi < c:
-        return
-    arr = t._host()
-    valid = arr[arr != ignore_index]
-    bad = valid[(valid < 0) | (valid >= c)][0]
-    raise IndexError(f"Target {bad} is out of bounds.")
-
-
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
              ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
     """Negative log likelihood of class-index targets given log-probabilities ``input`` (N, C, ...).
@@ -163,7 +146,6 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     if weight is not None and (weight.ndim != 1 or weight.numel() != c):
         raise RuntimeError(f"weight tensor should be defined either for all {c} classes or no classes but got "
                            f"weight tensor of shape: {list(weight.shape)}")
-    _check_targets(t, c, ignore_index)
     t = t.to(D.int64)
     w = weight.detach() if weight is not None else None
     loss = _ops.nll_gather(x, t, w, ignore_index)
@@ -474,11 +456,8 @@ def _class_mask(target: Tensor, c: int, dtype) -> Tensor:
     if _dispatch._tracer is not None:  # a compiled graph must recompute the mask from each call's target
         return (target.reshape(-1, 1) == J.arange(c, device=target.device)).to(dtype)
     if target._device.type != "cpu":
-        from ..ops.indexing_base import device_bounds
-        if t.size:
-            lo, hi = device_bounds(t)
-            if lo < 0 or hi >= c:
-                raise RuntimeError("target out of range")
+        from ..runtime.cuda.device_checks import check_range
+        check_range(t, 0, c, "multi_margin_loss", "target {value} out of range [0, {bound})")  # no host sync
         return (target.reshape(-1, 1) == J.arange(c, device=target.device)).to(dtype)
     if t.size and (t.min() < 0 or t.max() >= c):
         raise RuntimeError("target out of range")

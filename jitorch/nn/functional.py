@@ -514,7 +514,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
             assert padding_idx >= -num, "Padding_idx must be within num_embeddings"
             padding_idx = num + padding_idx
     idx = input._data
-    if idx.size and out_of_bounds(idx, num, False) is not None:  # device indices: one read of their bounds
+    if idx.size and out_of_bounds(idx, num, False) is not None:  # device indices: checked by the CUDA kernel
         raise IndexError("index out of range in self")
     if max_norm is not None:
         _embedding_renorm_(weight, input._host(), max_norm, norm_type)

@@ -51,8 +51,9 @@ def _cast(x: Tensor, dt: D.dtype) -> Tensor:
     return _copy_as(TO_COPY, x, dt)
 
 
-def transfer(x: Tensor, dev: Device) -> Tensor:
-    """A copy of ``x`` on device ``dev`` (canonical), same dtype, contiguous, with history."""
+def transfer(x: Tensor, dev: Device, non_blocking: bool = False) -> Tensor:
+    """A copy of ``x`` on device ``dev`` (canonical), same dtype, contiguous, with history.
+    ``non_blocking``: asynchronous on the current CUDA stream from/into pinned host memory (as torch)."""
     src = x._device
     if dev is src:
         return x
@@ -60,9 +61,9 @@ def transfer(x: Tensor, dev: Device) -> Tensor:
         _dispatch._tracer.record_break(f"copy from {src} to {dev}", "device transfer")
     if src is CPU:
         from ..runtime.cuda import array
-        arr = array.from_host(x._data)
+        arr = array.from_host(x._data, non_blocking)
     elif dev is CPU:
-        arr = x._data.to_host()
+        arr = x._data.to_host(non_blocking)
     else:
         raise NotImplementedError(f"copies from {src} to {dev} are not supported")
     t = wrap(arr, x._dtype, dev)
@@ -98,13 +99,19 @@ def _parse_to_args(args, kwargs):
     return dtype, device, copy
 
 
+def _non_blocking_arg(args, kwargs) -> bool:
+    """``to()``'s ``non_blocking``: the keyword, or the first positional bool."""
+    return bool(kwargs.get("non_blocking", False) or next((a for a in args if isinstance(a, bool)), False))
+
+
 def to(input: Tensor, *args, **kwargs) -> Tensor:
-    """Convert dtype and/or device; returns ``input`` itself when nothing changes."""
+    """Convert dtype and/or device; returns ``input`` itself when nothing changes.  ``non_blocking``: an
+    asynchronous copy on the current CUDA stream from or into pinned host memory, as in torch."""
     dtype, device, copy = _parse_to_args(args, dict(kwargs))
     if device is not None:
         dev = canonical(device)
         if dev is not input._device:
-            input = transfer(input, dev)
+            input = transfer(input, dev, _non_blocking_arg(args, kwargs))
             copy = False
     dt = D.to_dtype(dtype) if dtype is not None else input.dtype
     if dt is input.dtype:
@@ -139,7 +146,7 @@ def copy_(self: Tensor, src, non_blocking: bool = False) -> Tensor:
         old = _snapshot(self)
     if src._device is not self._device:
         # across devices: move src first (differentiably, so its gradient goes back to its device)
-        src = transfer(src, self._device)
+        src = transfer(src, self._device, non_blocking)
     if _dispatch._tracer is not None:
         _dispatch._tracer.on_copy(self, src)
     _write(self, src)

@@ -12,8 +12,10 @@
 - small validators shared by the indexing modules.
 
 Index values live where their tensor lives: a CUDA index tensor's values stay on the
-device (the CUDA kernels take device index arrays), and validating them reads back
-only their bounds (``device_bounds``: one small synchronizing read).
+device (the CUDA kernels take device index arrays) and are never read here: the
+kernel that uses them wraps negatives where the op allows them and checks their
+bounds on the device, and the error surfaces at the next host synchronization
+(``runtime/cuda/device_checks.py``), as torch's device-side asserts do.
 """
 from __future__ import annotations
 
@@ -451,50 +453,36 @@ def check_index_device(x: Tensor, index: Tensor) -> None:
 
 
 def out_of_bounds(idx, size: int, allow_negative: bool):
-    """The first offending value of ``idx`` for a dim of ``size``, or None.  A device ``idx`` is
-    checked with two reductions and one small read (a synchronization, as torch's checks are)."""
-    if idx.size == 0:
+    """The first offending value of a host ``idx`` for a dim of ``size``, or None.  A device ``idx``
+    is not read (None): the CUDA kernel that uses it checks it on the device."""
+    if idx.size == 0 or idx.__class__ is not np.ndarray:
         return None
     lo = -size if allow_negative else 0
-    if idx.__class__ is np.ndarray:
-        if idx.min() >= lo and idx.max() < size:
-            return None
-    else:
-        vmin, vmax = device_bounds(idx)
-        if vmin >= lo and vmax < size:
-            return None
-        idx = idx.to_host()  # the error path: find the first bad value on the host
+    if idx.min() >= lo and idx.max() < size:
+        return None
     bad = (idx < lo) | (idx >= size)
     return int(idx.reshape(-1)[np.argmax(bad.reshape(-1))])
 
 
 def wrap_negative(idx, size: int):
-    """``idx`` with negative entries counted from the end.  A device ``idx`` that holds negatives
-    (rare) comes back as a host array, which the CUDA kernels accept like a device one."""
+    """``idx`` with negative entries counted from the end (a device ``idx``: by a kernel, no host sync;
+    its out-of-range values stay out of range for the kernel that reads them to report)."""
     if idx.size == 0:
         return idx
     if idx.__class__ is np.ndarray:
         return np.where(idx < 0, idx + size, idx) if idx.min() < 0 else idx
-    if device_bounds(idx)[0] >= 0:
-        return idx
-    return wrap_negative(idx.to_host(), size)
+    from ..runtime.cuda.ops_index import wrap_negative as wrap_on_device
+    return wrap_on_device(idx, size)
 
 
 def checked_index(idx, size: int, allow_negative: bool):
-    """(first out-of-bounds value or None, ``idx`` with negatives wrapped): one bounds read for a
-    device ``idx``."""
-    if idx.size == 0:
+    """(first out-of-bounds value or None, ``idx`` with negatives wrapped).  A device ``idx`` comes
+    back unread and unchanged: the CUDA kernel that reads it wraps negatives (the ops reached from
+    here allow them) and checks its bounds on the device."""
+    if idx.size == 0 or idx.__class__ is not np.ndarray:
         return None, idx
-    if idx.__class__ is np.ndarray:
-        bad = out_of_bounds(idx, size, allow_negative)
-        return bad, (wrap_negative(idx, size) if bad is None else idx)
-    vmin, vmax = device_bounds(idx)
-    lo = -size if allow_negative else 0
-    if vmin < lo or vmax >= size:
-        return out_of_bounds(idx.to_host(), size, allow_negative), idx
-    if vmin < 0:
-        return None, wrap_negative(idx.to_host(), size)
-    return None, idx
+    bad = out_of_bounds(idx, size, allow_negative)
+    return bad, (wrap_negative(idx, size) if bad is None else idx)
 
 
 # -- index arrays on a device -----------------------------------------------------------------------------------

@@ -151,8 +151,14 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     a = tensor._data
     if num_classes == -1 and a.size == 0:
         raise RuntimeError("Can not infer total number of classes from empty tensor.")
-    if a.size:
-        lo, hi = (int(a.min()), int(a.max())) if a.__class__ is np.ndarray else device_bounds(a)
+    if a.size and a.__class__ is not np.ndarray:  # on the device: checked there, read only for a size
+        if num_classes == -1:
+            num_classes = device_bounds(a)[1] + 1
+        from ..runtime.cuda.device_checks import check_range
+        check_range(a, 0, num_classes, "one_hot", "Class values must be non-negative and smaller than "
+                    "num_classes (got {value}, num_classes={bound})")
+    elif a.size:
+        lo, hi = int(a.min()), int(a.max())
         if num_classes == -1:
             num_classes = hi + 1
         if lo < 0:

@@ -339,7 +339,9 @@ def _wrapped(idx, size: int):
     """take_along_dim's indices with negatives counted from the end (out-of-range ones are left
     for gather to report)."""
     bad, wrapped = checked_index(idx, size, True)
-    return wrap_negative(host_array(idx), size) if bad is not None else wrapped
+    if bad is not None:
+        return wrap_negative(host_array(idx), size)
+    return wrapped if wrapped.__class__ is np.ndarray else wrap_negative(wrapped, size)
 
 
 def _as_index(arr) -> Tensor:

@@ -47,13 +47,15 @@ def _vmath_version() -> str:
 SOURCE_SALT = f"# vmath {_vmath_version()}\n"
 
 
-def _write_once(path: str, text: str) -> None:
+def _write_once(path: str, text: str) -> bool:
+    """Write ``text`` to ``path`` unless it is there; whether this call wrote it."""
     if os.path.exists(path):
-        return
+        return False
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)  # atomic: readers see the whole file or none
+    return True
 
 
 def load_module(source: str):
@@ -68,13 +70,14 @@ def load_module(source: str):
         if mod is not None:
             return mod
         path = os.path.join(cache_dir(), f"k_{digest}.py")
-        _write_once(path, source)
+        written = _write_once(path, source)
         name = f"jitorch_kernel_{digest}"
         spec = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(spec)
         sys.modules[name] = mod
         spec.loader.exec_module(mod)
         mod.__jitorch_source__ = source
+        mod.__jitorch_found_on_disk__ = not written  # another process (or an earlier run) wrote it
         _modules[digest] = mod
         return mod
 

@@ -77,7 +77,7 @@ def _view(storage, shape: tuple, dtype: np.dtype, strides: tuple, offset: int, w
 
 
 class CudaArray:
-    __slots__ = ("storage", "offset", "shape", "strides", "dtype", "_writeable", "_dev", "_flags")
+    __slots__ = ("_dev", "_flags", "_writeable", "dtype", "offset", "shape", "storage", "strides")
 
     __array_priority__ = -1
     is_cuda_array = True
@@ -288,9 +288,9 @@ class CudaArray:
         copy_into(out, self)
         return out
 
-    def to_host(self) -> np.ndarray:
+    def to_host(self, non_blocking: bool = False) -> np.ndarray:
         from .copy import to_host
-        return to_host(self)
+        return to_host(self, non_blocking)
 
     def fill(self, value) -> None:
         from .copy import fill
@@ -326,7 +326,7 @@ def empty(shape, dtype) -> CudaArray:
     return a
 
 
-def from_host(arr: np.ndarray) -> CudaArray:
-    """Copy a host array to a fresh contiguous device array."""
+def from_host(arr: np.ndarray, non_blocking: bool = False) -> CudaArray:
+    """Copy a host array to a fresh contiguous device array (``non_blocking``: see ``copy.from_host``)."""
     from .copy import from_host as _fh
-    return _fh(arr)
+    return _fh(arr, non_blocking)

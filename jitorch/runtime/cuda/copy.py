@@ -16,13 +16,18 @@ Casts are the kernel's assignment ``dst[d] = src[s]``: numba converts like C
 is True), which is what torch does for values in range.  bfloat16 arrays are
 read and written as uint16 bits and converted through float32 in the kernel
 (``cuda/bf16.py``), as torch's casts to and from bfloat16 go through float.
+
+Copies and memsets are issued on the current stream (``streams``), like the
+kernels.  A host read (:func:`to_host`) is a synchronization: it ends in
+``device_checks.after_sync()``.  ``non_blocking`` transfers (``pinned``) are
+asynchronous only with page-locked host memory, as in torch.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..._dtype import bf16_bits, is_bf16
-from . import driver, launch
+from . import device_checks, driver, launch, pinned, streams
 from .array import CudaArray, empty
 
 _U16 = np.dtype(np.uint16)
@@ -150,8 +155,8 @@ def _contiguous_copy(dst: CudaArray, src: CudaArray) -> None:
     if driver.simulated():
         np.copyto(dst.dev._ary, src.dev._ary)
         return
-    # on the legacy default stream, like every kernel launch: ordered with them, no DeviceNDArray built
-    _driver().cuMemcpyDtoD(dst.data_ptr, src.data_ptr, dst.nbytes)
+    # on the current stream, like the kernel launches: ordered with them, no DeviceNDArray built
+    _driver().cuMemcpyDtoDAsync(dst.data_ptr, src.data_ptr, dst.nbytes, streams.current_handle())
 
 
 def cast(a: CudaArray, dtype) -> CudaArray:
@@ -167,8 +172,13 @@ def broadcast_to(a: CudaArray, shape) -> CudaArray:
     return a._from_ghost(g, writeable=False)
 
 
-def from_host(arr: np.ndarray) -> CudaArray:
-    """A new contiguous device array with the values of host array ``arr`` (any layout, 0-d too)."""
+def from_host(arr: np.ndarray, non_blocking: bool = False) -> CudaArray:
+    """A new contiguous device array with the values of host array ``arr`` (any layout, 0-d too).
+
+    The copy is issued on the current stream.  With ``non_blocking`` and a pinned ``arr`` it returns before
+    the copy has finished (``arr`` must not change until then; its pinned block is not reused before).
+    From pageable memory the driver stages the bytes before returning, so ``arr`` may change at once.
+    """
     arr = np.asarray(arr)
     if not arr.flags.c_contiguous:
         arr = arr.copy()  # not np.ascontiguousarray: it turns 0-d arrays into 1-d ones
@@ -177,20 +187,39 @@ def from_host(arr: np.ndarray) -> CudaArray:
         if driver.simulated():
             np.copyto(out.dev._ary, arr)
         else:
-            _driver().cuMemcpyHtoD(out.data_ptr, arr.ctypes.data, arr.nbytes)
+            _driver().cuMemcpyHtoDAsync(out.data_ptr, arr.ctypes.data, arr.nbytes, streams.current_handle())
+            if non_blocking and pinned.is_pinned(arr):
+                pinned.record_use(arr, streams.current())
     return out
 
 
-def to_host(a: CudaArray) -> np.ndarray:
-    """A fresh host copy (C-contiguous) of any device array."""
+def to_host(a: CudaArray, non_blocking: bool = False) -> np.ndarray:
+    """A host copy (C-contiguous) of any device array.
+
+    Blocking (the default): the copy waits for the work before it on the current stream, and the host
+    synchronization raises what device-side checks found (``device_checks``).  With ``non_blocking`` the
+    result is a pinned array the copy fills in the background: read it after synchronizing (the current
+    stream, an event recorded after it, or the device), as in torch.
+    """
     if a.size == 0:
-        return np.empty(a.shape, a.dtype)
+        return pinned.empty(a.shape, a.dtype) if non_blocking else np.empty(a.shape, a.dtype)
     if not a.flags.c_contiguous:
         a = a.copy()
+    if non_blocking:
+        out = pinned.empty(a.shape, a.dtype)
+        if driver.simulated():
+            np.copyto(out, a.dev._ary)
+        else:
+            _driver().cuMemcpyDtoHAsync(out.ctypes.data, a.data_ptr, a.nbytes, streams.current_handle())
+            pinned.record_use(out, streams.current())
+        return out
     if driver.simulated():
-        return np.array(a.dev._ary, copy=True)
-    out = np.empty(a.shape, a.dtype)
-    _driver().cuMemcpyDtoH(out.ctypes.data, a.data_ptr, a.nbytes)  # waits for the kernels before it
+        out = np.array(a.dev._ary, copy=True)
+    else:
+        out = np.empty(a.shape, a.dtype)
+        # into pageable memory even the async copy returns only once it has finished (CUDA's rule)
+        _driver().cuMemcpyDtoHAsync(out.ctypes.data, a.data_ptr, a.nbytes, streams.current_handle())
+    device_checks.after_sync()
     return out
 
 
@@ -228,7 +257,7 @@ def fill(a: CudaArray, value) -> None:
             a.dev._ary[...] = v
             return
         if not v.any():  # all-zero bytes (zeros, False, 0.0): a memset, no kernel
-            _driver().cuMemsetD8(a.data_ptr, 0, a.nbytes)
+            _driver().cuMemsetD8Async(a.data_ptr, 0, a.nbytes, streams.current_handle())
             return
     n = a.size
     flat = a.flags.c_contiguous

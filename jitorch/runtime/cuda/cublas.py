@@ -233,10 +233,13 @@ def _allow_tf32() -> bool:
         return False
 
 
-def run(p: Plan, a_ptr: int, b_ptr: int, c_ptr: int, dtype: np.dtype, stream_handle: int = 0) -> None:
-    """Issue the calls of plan ``p`` on the given stream (0: the legacy default stream, numba's)."""
+def run(p: Plan, a_ptr: int, b_ptr: int, c_ptr: int, dtype: np.dtype, stream_handle: int | None = None) -> None:
+    """Issue the calls of plan ``p`` on the given stream (None: the current stream; 0: the default stream)."""
     lib = library()
     h = _handle()
+    if stream_handle is None:
+        from . import streams
+        stream_handle = streams.current_handle()
     _set_stream(h, stream_handle)
     dtype = np.dtype(dtype)
     isz = dtype.itemsize

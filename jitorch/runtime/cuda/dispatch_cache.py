@@ -23,8 +23,10 @@ Launch paths:
 - Simulator: ``dispatcher[grid, block](*args)`` with 1-D NumPy-backed device
   arrays standing for the pointers (the simulator takes no raw pointers).
 
-Kernels run on the legacy default stream, in launch order, like every other
-numba.cuda call here; nothing synchronizes until a value is read on the host.
+Kernels run on the current stream (``streams``), in launch order, like every
+copy and memset; nothing synchronizes until a value is read on the host.  A
+launcher's ``stream`` attribute, when set, pins its launches to that stream
+instead (the compiler's CUDA-graph capture sets it while recording).
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ import os
 import numpy as np
 
 from .. import kernel_cache
-from . import driver
+from . import driver, streams
 
 _TABLE: dict = {}
 
@@ -148,8 +150,7 @@ class GpuLauncher:
         self.configs: dict = {}
         self.direct = False
         self.fn = self.launch_fn = None
-        from numba.cuda.cudadrv import driver as nb_driver
-        self.stream = nb_driver._to_core_stream(0)
+        self.stream = None  # None: the current stream at each launch
         if os.environ.get("JITORCH_CUDA_LAUNCH", "direct") == "direct":
             try:
                 from cuda.core import launch
@@ -162,14 +163,17 @@ class GpuLauncher:
     def __call__(self, blocks: int, threads: int, *args) -> None:
         packed = [c(a) for c, a in zip(self.convert, args)]
         self.launches += 1
+        stream = self.stream
+        if stream is None:
+            stream = streams.current_core()
         if self.direct:
             cfg = self.configs.get((blocks, threads))
             if cfg is None:
                 from cuda.core import LaunchConfig
                 cfg = self.configs[(blocks, threads)] = LaunchConfig(grid=blocks, block=threads)
-            self.launch_fn(self.stream, cfg, self.fn, *packed)
+            self.launch_fn(stream, cfg, self.fn, *packed)
         else:
-            self.kernel.launch(packed, (blocks, 1, 1), (threads, 1, 1), self.stream, 0)
+            self.kernel.launch(packed, (blocks, 1, 1), (threads, 1, 1), stream, 0)
 
 
 def launches() -> dict:

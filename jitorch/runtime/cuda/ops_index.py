@@ -8,6 +8,15 @@ idx_k[b] * stride[dims[k]]``, computed on the host when the indices are host
 arrays, as the front end's attributes are).  A gather reads and a scatter
 writes ``base + pre_offset + adv[b] + post_offset`` straight through the
 view's strides, so no operand is ever copied to a contiguous layout.
+
+Index values on the device are checked on the device (``device_checks``):
+the pass that turns them into offsets wraps negatives where the op allows
+them, and marks an out-of-range index with the offset ``BAD`` after reporting
+it; gathers write 0 and scatters skip such positions, and the host raises
+the error at its next synchronization.  ``gather``/``scatter`` along a dim
+check each index as they read it.  Host index arrays were checked by the
+front end.
+
 Accumulating scatters use atomics (float16 and bool accumulate in float32 and
 int64, as the CPU kernels do); plain writes of repeated positions race, and
 the winner is unspecified, as in torch.
@@ -34,9 +43,10 @@ from ...ops import indexing_dim as _indexing_dim  # noqa: F401
 from ...ops import shape_ops as _shape_ops  # noqa: F401
 from ...ops.indexing_base import adv_result_shape
 from ...ops.registry import impl
-from . import driver
+from . import device_checks, driver
 from .array import CudaArray, empty
 from .copy import broadcast_to, copy_into, from_host
+from .device_checks import report
 from .typed_kernels import (
     AMAX,
     AMIN,
@@ -72,11 +82,14 @@ def _unravel_offset(q, shape, strides):
     return off
 
 
+BAD = -(1 << 63)  # the offset of an out-of-range index: no valid index produces it
+
+
 @cuda.jit(device=True, inline=True)
-def _adv_offset(t, base, adv, pre_shape, pre_str, post_shape, post_str, nb, npost):
-    """Element offset of flat position ``t`` of an indexed view (pre dims, ``nb`` index positions, post dims)."""
-    rest = t // npost
-    return base + _unravel_offset(rest // nb, pre_shape, pre_str) + adv[rest % nb] + \
+def _adv_offset(t, base, a, pre_shape, pre_str, post_shape, post_str, nb, npost):
+    """Element offset of flat position ``t`` of an indexed view (pre dims, ``nb`` index positions, post dims),
+    ``a`` being the index offset of its position."""
+    return base + _unravel_offset(t // npost // nb, pre_shape, pre_str) + a + \
         _unravel_offset(t % npost, post_shape, post_str)
 
 
@@ -84,7 +97,11 @@ def _adv_gather(src, s0, adv, pre_shape, pre_str, post_shape, post_str, out, nb,
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < n:
-        out[t] = src[_adv_offset(t, s0, adv, pre_shape, pre_str, post_shape, post_str, nb, npost)]
+        a = adv[(t // npost) % nb]
+        if a == BAD:
+            out[t] = 0
+        else:
+            out[t] = src[_adv_offset(t, s0, a, pre_shape, pre_str, post_shape, post_str, nb, npost)]
         t += step
 
 
@@ -93,7 +110,9 @@ def _adv_assign(dst, d0, adv, pre_shape, pre_str, post_shape, post_str, src, nb,
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < n:
-        dst[_adv_offset(t, d0, adv, pre_shape, pre_str, post_shape, post_str, nb, npost)] = src[t]
+        a = adv[(t // npost) % nb]
+        if a != BAD:
+            dst[_adv_offset(t, d0, a, pre_shape, pre_str, post_shape, post_str, nb, npost)] = src[t]
         t += step
 
 
@@ -101,20 +120,44 @@ def _adv_add(dst, d0, adv, pre_shape, pre_str, post_shape, post_str, src, nb, np
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < n:
-        cuda.atomic.add(dst, _adv_offset(t, d0, adv, pre_shape, pre_str, post_shape, post_str, nb, npost),
-                        src[t] * alpha)
+        a = adv[(t // npost) % nb]
+        if a != BAD:
+            cuda.atomic.add(dst, _adv_offset(t, d0, a, pre_shape, pre_str, post_shape, post_str, nb, npost),
+                            src[t] * alpha)
         t += step
 
 
-def _add_scaled(acc, idx, stride, n):
+def _add_index(acc, idx, stride, size, allow_negative, first, claim, rec, report_code, n):
+    """acc += idx * stride (``first``: acc = ...), checking each index against ``size`` on the way:
+    negatives count from the end where allowed; an out-of-range index is reported and its offset is BAD."""
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < n:
-        acc[t] += idx[t] * stride
+        v = idx[t]
+        w = v + size if allow_negative and v < 0 else v
+        if w < 0 or w >= size:
+            report(claim, rec, v, size, report_code)
+            acc[t] = BAD
+        elif first:
+            acc[t] = w * stride
+        else:
+            a = acc[t]
+            if a != BAD:
+                acc[t] = a + w * stride
         t += step
 
 
-_K_ADV_GATHER, _K_ADV_ASSIGN, _K_ADV_ADD, _K_ADD_SCALED = kernels(_adv_gather, _adv_assign, _adv_add, _add_scaled)
+def _wrap_negative(idx, size, out, n):
+    t = cuda.grid(1)
+    step = cuda.gridsize(1)
+    while t < n:
+        v = idx[t]
+        out[t] = v + size if -size <= v < 0 else v
+        t += step
+
+
+_K_ADV_GATHER, _K_ADV_ASSIGN, _K_ADV_ADD, _K_ADD_INDEX, _K_WRAP_NEGATIVE = kernels(
+    _adv_gather, _adv_assign, _adv_add, _add_index, _wrap_negative)
 
 
 @cuda.jit(device=True, inline=True)
@@ -140,39 +183,52 @@ def _suffix(shape, dim):
     return p
 
 
-def _gather_dim(src, s0, sstr, index, ishape, dim, out, n):
+def _gather_dim(src, s0, sstr, index, ishape, dim, bound, out, claim, rec, report_code, n):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < n:
-        off, _unused = _dim_offsets(t, ishape, dim, sstr, sstr)
-        out[t] = src[s0 + off + index[t] * sstr[dim]]
+        j = index[t]
+        if j < 0 or j >= bound:
+            report(claim, rec, j, bound, report_code)
+            out[t] = 0
+        else:
+            off, _unused = _dim_offsets(t, ishape, dim, sstr, sstr)
+            out[t] = src[s0 + off + j * sstr[dim]]
         t += step
 
 
 @cuda.jit(device=True, inline=True)
-def _scatter_dim_offsets(t, dstr, index, ishape, dim, s0, sstr):
-    """(destination, source) offsets of index element ``t``: its coordinates with ``index[t]`` (destination)
-    or its own position (source) at ``dim``."""
+def _scatter_dim_offsets(t, j, dstr, ishape, dim, s0, sstr):
+    """(destination, source) offsets of index element ``t`` holding ``j``: its coordinates with ``j``
+    (destination) or its own position (source) at ``dim``."""
     do, so = _dim_offsets(t, ishape, dim, dstr, sstr)
-    j = (t // _suffix(ishape, dim)) % ishape[dim]
-    return do + index[t] * dstr[dim], s0 + so + j * sstr[dim]
+    p = (t // _suffix(ishape, dim)) % ishape[dim]
+    return do + j * dstr[dim], s0 + so + p * sstr[dim]
 
 
-def _scatter_dim_assign(dst, dstr, index, ishape, dim, src, s0, sstr, n):
+def _scatter_dim_assign(dst, dstr, index, ishape, dim, bound, src, s0, sstr, claim, rec, report_code, n):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < n:
-        d, s = _scatter_dim_offsets(t, dstr, index, ishape, dim, s0, sstr)
-        dst[d] = src[s]
+        j = index[t]
+        if j < 0 or j >= bound:
+            report(claim, rec, j, bound, report_code)
+        else:
+            d, s = _scatter_dim_offsets(t, j, dstr, ishape, dim, s0, sstr)
+            dst[d] = src[s]
         t += step
 
 
-def _scatter_dim_add(dst, dstr, index, ishape, dim, src, s0, sstr, n):
+def _scatter_dim_add(dst, dstr, index, ishape, dim, bound, src, s0, sstr, claim, rec, report_code, n):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < n:
-        d, s = _scatter_dim_offsets(t, dstr, index, ishape, dim, s0, sstr)
-        cuda.atomic.add(dst, d, src[s])
+        j = index[t]
+        if j < 0 or j >= bound:
+            report(claim, rec, j, bound, report_code)
+        else:
+            d, s = _scatter_dim_offsets(t, j, dstr, ishape, dim, s0, sstr)
+            cuda.atomic.add(dst, d, src[s])
         t += step
 
 
@@ -183,7 +239,8 @@ def _combine(cur, v, mode):
     return combine(cur, v, mode)
 
 
-def _scatter_columns(dst, dstr, index, ishape, dim, src, s0, sstr, ncols, mode, counts, init_first):
+def _scatter_columns(dst, dstr, index, ishape, dim, bound, src, s0, sstr, ncols, mode, counts, init_first, claim,
+                     rec, report_code):
     """One thread per index column (all coordinates but ``dim``), walking it in order."""
     q = cuda.grid(1)
     step = cuda.gridsize(1)
@@ -193,8 +250,11 @@ def _scatter_columns(dst, dstr, index, ishape, dim, src, s0, sstr, ncols, mode, 
         base = (q // inner) * m * inner + q % inner  # flat index of the column's first element
         do, so = _dim_offsets(base, ishape, dim, dstr, sstr)
         for j in range(m):
-            k = base + j * inner
-            off = do + index[k] * dstr[dim]
+            i = index[base + j * inner]
+            if i < 0 or i >= bound:
+                report(claim, rec, i, bound, report_code)
+                continue
+            off = do + i * dstr[dim]
             v = src[s0 + so + j * sstr[dim]]
             c = counts[off]
             if c == 0 and init_first:
@@ -291,8 +351,12 @@ def _adjacent(dims: tuple) -> bool:
     return dims == tuple(range(dims[0], dims[0] + len(dims)))
 
 
-def _offsets(idx, strides: list, bshape: tuple) -> CudaArray:
-    """Device int64 offsets ``sum_k idx_k * strides[k]`` over the broadcast index shape."""
+def _offsets(idx, dims: tuple, sizes: list, strides: list, bshape: tuple, op: str, allow_negative: bool) -> CudaArray:
+    """Device int64 offsets ``sum_k idx_k * strides[k]`` over the broadcast index shape.
+
+    Host index arrays were checked (and negatives wrapped) by the front end; device ones are checked here, on
+    the device, against ``sizes`` (see the module doc): an out-of-range one is reported as ``op``'s and its
+    offset is ``BAD``."""
     if all(not isinstance(a, CudaArray) for a in idx):
         arrs = np.broadcast_arrays(*[np.asarray(a, dtype=I64) for a in idx]) if idx else [np.zeros((), I64)]
         adv = np.zeros(bshape, dtype=I64)
@@ -300,18 +364,33 @@ def _offsets(idx, strides: list, bshape: tuple) -> CudaArray:
             adv += a * s
         return from_host(adv.reshape(-1))
     n = math.prod(bshape)
-    acc = zeros((n,), I64)
-    for a, s in zip(idx, strides):
+    acc = empty((n,), I64)
+    claim, rec = device_checks.buffers()
+    sid = device_checks.site(op)
+    for k, (a, s) in enumerate(zip(idx, strides)):
         a = device(a, I64)
         a = contiguous(broadcast_to(a, bshape) if a.shape != tuple(bshape) else a).reshape(n)
-        _K_ADD_SCALED.over(n, acc, a, int(s), n)
+        _K_ADD_INDEX.over(n, acc, a, int(s), int(sizes[k]), allow_negative, k == 0, claim, rec,
+                          device_checks.code(sid, dims[k]), n)
     return acc
 
 
-class _AdvView:
-    """``view[...idx on dims...]`` as (pre dims, B positions, post dims) over ``view``'s storage."""
+def wrap_negative(idx: CudaArray, size: int) -> CudaArray:
+    """A copy of device index array ``idx`` with the entries in ``[-size, 0)`` counted from the end; other
+    values are kept, so the kernel that reads them still reports the out-of-range ones.  No host sync."""
+    src = contiguous(idx, I64)
+    out = empty(src.shape, I64)
+    _K_WRAP_NEGATIVE.over(src.size, flat(src), int(size), flat(out), src.size)
+    return out
 
-    def __init__(self, view: CudaArray, dims: tuple, idx: tuple):
+
+class _AdvView:
+    """``view[...idx on dims...]`` as (pre dims, B positions, post dims) over ``view``'s storage.
+
+    ``op`` names the op in a device-side index error; ``allow_negative``: whether negative device indices count
+    from the end (``x[idx]``, ``index_put``, ``index_fill``) or are out of range (``index_select``, ...)."""
+
+    def __init__(self, view: CudaArray, dims: tuple, idx: tuple, op: str = "index_put", allow_negative: bool = True):
         bshape = tuple(np.broadcast_shapes(*[tuple(a.shape) for a in idx])) if idx else ()
         self.buf, self.base, est = span(view)
         nd = view.ndim
@@ -329,7 +408,8 @@ class _AdvView:
         self.npost = math.prod(view.shape[d] for d in post)
         self.shape = adv_result_shape(view.shape, dims, bshape) if dims else tuple(view.shape)
         self.size = math.prod(self.shape)
-        self.adv = _offsets(idx, [est[d] for d in dims], bshape) if dims else from_host(np.zeros(1, I64))
+        self.adv = _offsets(idx, dims, [view.shape[d] for d in dims], [est[d] for d in dims], bshape, op,
+                            allow_negative) if dims else from_host(np.zeros(1, I64))
 
     def _run(self, kernel, other: CudaArray, *extra) -> None:
         """``kernel`` over the view's elements, ``other`` the contiguous array they are read into or from."""
@@ -381,22 +461,29 @@ def _values(src, shape: tuple, dtype) -> CudaArray:
 
 
 # -- index / index_backward / index_put / index_select ---------------------------------------------------------
-@impl("index", "cuda")
-def _index_cuda(x, dims, idx):
-    g = _AdvView(x, tuple(dims), tuple(idx))
+def gather_rows(x: CudaArray, dims: tuple, idx: tuple, op: str = "index", allow_negative: bool = True) -> CudaArray:
+    """``x[...idx on dims...]`` as a new array (device indices checked on the device as ``op``'s)."""
+    g = _AdvView(x, tuple(dims), tuple(idx), op, allow_negative)
     out = empty(g.shape, x.dtype)
     g.gather(out)
     return out
 
 
-impl("index_select", "cuda")(_index_cuda)
+@impl("index", "cuda")
+def _index_cuda(x, dims, idx):
+    return gather_rows(x, dims, idx)
+
+
+@impl("index_select", "cuda")
+def _index_select_cuda(x, dims, idx):
+    return gather_rows(x, dims, idx, "index_select", False)
 
 
 @impl("index_backward", "cuda")
 def _index_backward_cuda(g, shape, dims, idx):
     work = _accumulator(g.dtype, ADD)
     out = zeros(shape, work)
-    view = _AdvView(out, tuple(dims), tuple(idx))
+    view = _AdvView(out, tuple(dims), tuple(idx), "index")
     view.scatter(contiguous(g, work), True)
     return finish(out, g.dtype)
 
@@ -419,7 +506,7 @@ def _nd(shape) -> tuple:
 def _index_reduce(x, src, dim, index, alpha, accumulate):
     work = _accumulator(x.dtype, ADD if accumulate else ASSIGN)
     out = _fresh(x, work).reshape(_nd(x.shape))
-    view = _AdvView(out, (dim,), (index,))
+    view = _AdvView(out, (dim,), (index,), "index_add" if accumulate else "index_copy", False)
     view.scatter(_values(src.reshape(view.shape) if src.size == view.size else src, view.shape, work), accumulate,
                  _scalar_for(work, alpha))
     return finish(out, x.dtype).reshape(x.shape)
@@ -438,18 +525,19 @@ def _index_copy_cuda(x, src, dim, index):
 @impl("index_fill", "cuda")
 def _index_fill_cuda(x, v, dim, index, value):
     out = _fresh(x).reshape(_nd(x.shape))
-    view = _AdvView(out, (dim,), (index,))
+    view = _AdvView(out, (dim,), (index,), "index_fill")
     view.scatter(_values(v if v is not None else value, view.shape, x.dtype), False)
     return out.reshape(x.shape)
 
 
 # -- gather / scatter along a dim -------------------------------------------------------------------------------
-def _gather(x: CudaArray, dim: int, index: CudaArray, out_shape: tuple) -> CudaArray:
+def _gather(x: CudaArray, dim: int, index: CudaArray, out_shape: tuple, op: str = "gather") -> CudaArray:
     """out[k] = x[coords of k with index[k] at ``dim``] for an ``index`` of ``out_shape``."""
     out = empty(out_shape, x.dtype)
     buf, base, est = span(x)
-    _K_GATHER_DIM.over(out.size, buf, base, _tuple(est), flat(index), _tuple(_nd(out_shape)), dim, flat(out),
-                       out.size)
+    claim, rec = device_checks.buffers()
+    _K_GATHER_DIM.over(out.size, buf, base, _tuple(est), flat(index), _tuple(_nd(out_shape)), dim, int(x.shape[dim]),
+                       flat(out), claim, rec, device_checks.code(device_checks.site(op), dim), out.size)
     return out
 
 
@@ -460,7 +548,7 @@ def _gather_cuda(x, dim, index):
     return _gather(xs, dim, idx.reshape(_nd(idx.shape)), _nd(idx.shape)).reshape(idx.shape)
 
 
-def _scatter_run(x, src, dim, index, mode, value=None, include_self=True, mean=False):
+def _scatter_run(x, src, dim, index, mode, value=None, include_self=True, mean=False, op="scatter"):
     shape = _nd(x.shape)
     work = _accumulator(x.dtype, mode)
     out = _fresh(x, work).reshape(shape)
@@ -478,14 +566,18 @@ def _scatter_run(x, src, dim, index, mode, value=None, include_self=True, mean=F
         sbuf, s0, sst = span(s)
     dstr = tuple(st // out.itemsize for st in out.strides)
     oflat = flat(out)
+    bound = int(shape[dim])
+    claim, rec = device_checks.buffers()
+    report_code = device_checks.code(device_checks.site(op), dim)
     if n and (mode in (ASSIGN, ADD) and include_self and not mean):
         kern = _K_SCATTER_DIM_ADD if mode == ADD else _K_SCATTER_DIM_ASSIGN
-        kern.over(n, oflat, _tuple(dstr), flat(idx), _tuple(ishape), dim, sbuf, s0, _tuple(sst), n)
+        kern.over(n, oflat, _tuple(dstr), flat(idx), _tuple(ishape), dim, bound, sbuf, s0, _tuple(sst), claim, rec,
+                  report_code, n)
     elif n or mean:
         counts = zeros((out.size,), I64)
         ncols = n // ishape[dim] if ishape[dim] else 0
-        _K_SCATTER_COLUMNS.over(ncols, oflat, _tuple(dstr), flat(idx), _tuple(ishape), dim, sbuf, s0, _tuple(sst),
-                                ncols, mode, counts, not include_self)
+        _K_SCATTER_COLUMNS.over(ncols, oflat, _tuple(dstr), flat(idx), _tuple(ishape), dim, bound, sbuf, s0,
+                                _tuple(sst), ncols, mode, counts, not include_self, claim, rec, report_code)
         if mean:
             _K_MEAN_FINISH.over(out.size, oflat, counts, out.size, include_self, out.dtype.kind in "iub")
     return finish(out, x.dtype).reshape(x.shape)
@@ -501,12 +593,13 @@ def _scatter_cuda(x, src, dim, index, value):
 
 @impl("scatter_add", "cuda")
 def _scatter_add_cuda(x, src, dim, index):
-    return _scatter_run(x, src, dim, index, ADD)
+    return _scatter_run(x, src, dim, index, ADD, op="scatter_add")
 
 
 @impl("scatter_reduce", "cuda")
 def _scatter_reduce_cuda(x, src, dim, index, reduce, include_self):
-    return _scatter_run(x, src, dim, index, _MODES[reduce], None, include_self, mean=reduce == "mean")
+    return _scatter_run(x, src, dim, index, _MODES[reduce], None, include_self, mean=reduce == "mean",
+                        op="scatter_reduce")
 
 
 @impl("gather_along_dim", "cuda")
@@ -523,7 +616,7 @@ def _gather_along_cuda(x, idx, dim):
     iv = device(idx, I64)
     if tuple(out_shape) != iv.shape:
         iv = contiguous(broadcast_to(iv, tuple(out_shape)))
-    return _gather(xv, dim, iv, tuple(out_shape))
+    return _gather(xv, dim, iv, tuple(out_shape), "take_along_dim")
 
 
 @impl("scatter_add_along_dim", "cuda")
@@ -531,7 +624,7 @@ def _scatter_add_along_cuda(src, idx, dim, shape):
     work = src.dtype if src.dtype in (np.float32, np.float64) else (
         np.dtype(np.float32) if src.dtype == np.float16 else I64)
     out = zeros(tuple(shape), work)
-    return finish(_scatter_run(out, cast(src, work), dim, idx, ADD), src.dtype)
+    return finish(_scatter_run(out, cast(src, work), dim, idx, ADD, op="scatter_add"), src.dtype)
 
 
 # -- nonzero ------------------------------------------------------------------------------------------------------

@@ -5,6 +5,10 @@ Embedding rows and padding maps are advanced-indexing gathers (``ops_index``);
 their adjoints accumulate with atomics (float16 in float32).  ``nll_gather``
 and ``nll_scatter`` give one thread per (sample, position): each writes one
 element, so the scatter needs no atomics.
+
+Embedding indices and class targets on the device are checked on the device
+(``device_checks``): an out-of-range one is skipped (its output is 0) and
+reported, and the host raises at its next synchronization.
 """
 from __future__ import annotations
 
@@ -13,9 +17,11 @@ from numba import cuda
 
 from ...nn import _ops as _nn_ops  # noqa: F401 - the ops must exist before their impls
 from ...ops.registry import impl
+from . import device_checks
 from .array import empty
 from .copy import copy_into
-from .ops_index import _AdvView, _index_cuda
+from .device_checks import report
+from .ops_index import _AdvView, gather_rows
 from .typed_kernels import (
     Kernel,
     contiguous,
@@ -30,17 +36,23 @@ I64 = np.dtype(np.int64)
 
 
 # -- embedding --------------------------------------------------------------------------------------------------
+device_checks.set_message("embedding", "index out of range in self (index {value}, num_embeddings {bound})")
+device_checks.set_message("nll_loss", "Target {value} is out of bounds (classes: {bound}).")
+
+
 @impl("embedding", "cuda")
 def _embedding_cuda(weight, indices, padding_idx):
-    return _index_cuda(weight, (0,), (device(indices, I64),))
+    return gather_rows(weight, (0,), (device(indices, I64),), "embedding", False)
 
 
-def _embedding_backward(g, idx, dim, padding_idx, out, total):
+def _embedding_backward(g, idx, dim, padding_idx, nrows, out, claim, rec, report_code, total):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < total:
         r = idx[t // dim]
-        if r != padding_idx:
+        if r < 0 or r >= nrows:
+            report(claim, rec, r, nrows, report_code)
+        elif r != padding_idx:
             cuda.atomic.add(out, r * dim + t % dim, g[t])
         t += step
 
@@ -55,13 +67,15 @@ def _embedding_backward_cuda(grad, indices, num_weights, padding_idx):
     out = zeros((num_weights, dim), work)
     g = contiguous(grad, work)
     if g.size:
+        claim, rec = device_checks.buffers()
         _K_EMBEDDING_BWD.over(g.size, flat(g), flat(device(indices, I64)), dim,
-                              -1 if padding_idx is None else padding_idx, flat(out), g.size)
+                              -1 if padding_idx is None else padding_idx, int(num_weights), flat(out), claim, rec,
+                              device_checks.code(device_checks.site("embedding")), g.size)
     return finish(out, grad.dtype)
 
 
 # -- negative log likelihood ------------------------------------------------------------------------------------
-def _nll_gather(x, target, weight, has_weight, C, K, ignore_index, out, total):
+def _nll_gather(x, target, weight, has_weight, C, K, ignore_index, out, claim, rec, report_code, total):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < total:
@@ -70,20 +84,26 @@ def _nll_gather(x, target, weight, has_weight, C, K, ignore_index, out, total):
         c = target[t]
         if c == ignore_index:
             out[t] = 0
+        elif c < 0 or c >= C:
+            report(claim, rec, c, C, report_code)
+            out[t] = 0
         else:
             v = x[(n * C + c) * K + k]
             out[t] = -(weight[c] * v) if has_weight else -v
         t += step
 
 
-def _nll_scatter(g, target, weight, has_weight, C, K, ignore_index, out, total):
+def _nll_scatter(g, target, weight, has_weight, C, K, ignore_index, out, claim, rec, report_code, total):
     t = cuda.grid(1)
     step = cuda.gridsize(1)
     while t < total:
         c = target[t]
         if c != ignore_index:
-            v = g[t]
-            out[((t // K) * C + c) * K + t % K] = -(weight[c] * v) if has_weight else -v
+            if c < 0 or c >= C:
+                report(claim, rec, c, C, report_code)
+            else:
+                v = g[t]
+                out[((t // K) * C + c) * K + t % K] = -(weight[c] * v) if has_weight else -v
         t += step
 
 
@@ -95,8 +115,10 @@ def _nll_run(kernel, src, target, weight, c: int, k: int, ignore_index, out, tot
     """``kernel`` over the ``total`` (sample, position) pairs, reading ``src`` and writing ``out``."""
     if total:
         w = empty((1,), src.dtype) if weight is None else contiguous(weight, src.dtype)
+        claim, rec = device_checks.buffers()
         kernel.over(total, flat(contiguous(src)), flat(device(target, I64)), flat(w), weight is not None, c, k,
-                    int(ignore_index), flat(out), total)
+                    int(ignore_index), flat(out), claim, rec,
+                    device_checks.code(device_checks.site("nll_loss")), total)
     return out
 
 
@@ -127,7 +149,7 @@ def _pad_constant_cuda(x, widths, value, region):
 @impl("pad_gather", "cuda")
 def _pad_gather_cuda(x, maps):
     for d, idx in maps:
-        x = _index_cuda(x, (d,), (idx,))
+        x = gather_rows(x, (d,), (idx,), "pad")
     return contiguous(x)
 
 

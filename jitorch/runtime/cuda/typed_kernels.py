@@ -15,6 +15,8 @@ over every element the view can reach, an element offset into it and element
 strides, so one compiled overload per dtype serves every layout and rank
 (shapes and strides travel as tuples, which numba unrolls per tuple length).
 
+Launches go to the current stream (``streams``).
+
 ``JITORCH_CUDA_LAUNCH=numba`` routes launches through numba's own
 ``_Kernel.launch`` instead of the raw path (a switch for debugging).
 """
@@ -26,7 +28,7 @@ import os
 import numpy as np
 from numba import cuda
 
-from . import driver, launch
+from . import driver, launch, streams
 from .array import CudaArray, empty
 
 _F32 = np.float32
@@ -38,7 +40,23 @@ def simulated() -> bool:
 
 
 # -- argument keys and Numba types -------------------------------------------------------------------------
+class Fixed:
+    """A kernel argument that never changes (an array at a fixed address, e.g. ``device_checks``' error
+    record): its launch words are computed once instead of at every launch."""
+
+    __slots__ = ("array", "key", "words")
+
+    def __init__(self, array: CudaArray):
+        self.array = array
+        self.key = ("fixed", array.dtype.char, array.ndim, array.flags.c_contiguous)
+        words: list = []
+        _marshal((_W_ARRAY,), (array,), words)
+        self.words = tuple(words)
+
+
 def _key_of(v):
+    if v.__class__ is Fixed:
+        return v.key
     if isinstance(v, CudaArray):
         return (v.dtype.char, v.ndim, v.flags.c_contiguous)
     t = type(v)
@@ -50,6 +68,8 @@ def _key_of(v):
 def _numba_type(v):
     from numba.cuda import types
     from numba.cuda.np.numpy_support import from_dtype
+    if isinstance(v, Fixed):
+        v = v.array
     if isinstance(v, CudaArray):
         return types.Array(from_dtype(v.dtype), v.ndim, "C" if v.flags.c_contiguous else "A")
     if isinstance(v, (bool, np.bool_)):
@@ -68,7 +88,7 @@ def _numba_type(v):
 
 
 # how each argument becomes launch words, decided once per compiled overload
-_W_ARRAY, _W_INT, _W_F64, _W_F32, _W_BOOL, _W_TUPLE = range(6)
+_W_ARRAY, _W_INT, _W_F64, _W_F32, _W_BOOL, _W_TUPLE, _W_FIXED = range(7)
 
 
 def _kind(ty):
@@ -107,6 +127,8 @@ def _marshal(kinds, args, out: list) -> None:
             out.append(ctypes.c_float(float(v)))
         elif k == _W_BOOL:
             out.append(bool(v))
+        elif k == _W_FIXED:
+            out.extend(v.words)
         else:
             _marshal(k[1], v, out)
 
@@ -133,6 +155,8 @@ def _words_fit(cukernel, words: list) -> bool:
 def _sim_arg(v):
     if isinstance(v, CudaArray):
         return v.dev
+    if v.__class__ is Fixed:
+        return v.array.dev
     return v
 
 
@@ -140,11 +164,10 @@ _state: dict = {}
 
 
 def _core_stream():
+    """The stream launches go to: the current stream (``streams``), unless ``_state["stream"]`` pins one
+    (the compiler's CUDA-graph capture sets it while recording)."""
     s = _state.get("stream")
-    if s is None:
-        from numba.cuda.cudadrv import driver as nd
-        s = _state["stream"] = nd._to_core_stream(0)  # the legacy default stream, as numba's own launches
-    return s
+    return s if s is not None else streams.current_core()
 
 
 def _launch_config(grid, block, shared):
@@ -192,8 +215,8 @@ class Kernel:
             entry = self._compiled[key] = self._compile(args)
         kern, kinds, cukernel = entry
         if cukernel is None:
-            kern.launch([a.dev if isinstance(a, CudaArray) else a for a in args], _dim3(grid), _dim3(block),
-                        _core_stream(), shared)
+            kern.launch([a.dev if isinstance(a, CudaArray) else _sim_arg(a) for a in args], _dim3(grid),
+                        _dim3(block), _core_stream(), shared)
             return
         words: list = []
         _marshal(kinds, args, words)
@@ -210,7 +233,7 @@ class Kernel:
         """(numba ``_Kernel``, argument kinds, cuda.core kernel or None to launch through numba)."""
         argtypes = tuple(_numba_type(a) for a in args)
         kern = self.dispatcher.compile(argtypes)
-        kinds = tuple(_kind(t) for t in argtypes)
+        kinds = tuple(_W_FIXED if a.__class__ is Fixed else _kind(t) for a, t in zip(args, argtypes))
         cukernel = None if _numba_launch() else kern._codelibrary.get_cufunc().kernel
         if cukernel is not None:
             words: list = []

@@ -130,8 +130,9 @@ def _get_context(spec):
 class DataLoader(Generic[T_co]):
     """Iterate over a dataset in (optionally shuffled) batches, optionally
     loading them in worker processes. Same arguments and semantics as
-    ``torch.utils.data.DataLoader``; ``pin_memory`` is accepted and ignored
-    (everything lives in CPU memory)."""
+    ``torch.utils.data.DataLoader``; with ``pin_memory`` (and CUDA available) the
+    batches' tensors are copied into page-locked memory, so ``.to("cuda",
+    non_blocking=True)`` copies them asynchronously."""
 
     _initialized = False
 
@@ -348,6 +349,7 @@ class _BaseDataLoaderIter:
         self._base_seed = draw_seed(loader.generator)
         self._persistent_workers = loader.persistent_workers
         self._num_yielded = 0
+        self._pin_memory = bool(loader.pin_memory) and _cuda_available()
 
     def __iter__(self):
         return self
@@ -365,6 +367,8 @@ class _BaseDataLoaderIter:
 
     def __next__(self):
         data = self._next_data()
+        if self._pin_memory:
+            data = _pin_memory(data)
         self._num_yielded += 1
         if (
             self._dataset_kind == _DatasetKind.Iterable
@@ -389,6 +393,29 @@ class _BaseDataLoaderIter:
 
     def __getstate__(self):
         raise NotImplementedError(f"{self.__class__.__name__} cannot be pickled")
+
+
+def _cuda_available() -> bool:
+    from ... import cuda
+    return cuda.is_available()
+
+
+def _pin_memory(data):
+    """``data`` (a batch: tensors in lists, tuples, named tuples and dicts) with its tensors pinned."""
+    from ..._tensor import Tensor
+    if isinstance(data, Tensor):
+        return data.pin_memory()
+    if isinstance(data, dict):
+        pinned = {k: _pin_memory(v) for k, v in data.items()}
+        try:
+            return type(data)(pinned)  # keep the mapping's own type where it can be rebuilt from a dict
+        except TypeError:
+            return pinned
+    if isinstance(data, tuple) and hasattr(data, "_fields"):
+        return type(data)(*(_pin_memory(v) for v in data))
+    if isinstance(data, (list, tuple)):
+        return type(data)(_pin_memory(v) for v in data)
+    return data
 
 
 class _SingleProcessDataLoaderIter(_BaseDataLoaderIter):
