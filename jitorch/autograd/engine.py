@@ -175,11 +175,55 @@ def run_backward(outputs, grad_outputs, retain_graph=None, create_graph=False, i
 
 def _run_ready_loop(ready, buffers, deps, targets, captured, retain_graph, create_graph, inputs, accumulate):
     """Run nodes as their gradients complete, newest first, until none is ready."""
+    pop, push = heapq.heappop, heapq.heappush
     while ready:
-        _, _, node = heapq.heappop(ready)
+        _, _, node = pop(ready)
         nid = id(node)
-        n_out = 1 if isinstance(node, AccumulateGrad) else getattr(node, "n_outputs", 1)
-        gouts = [buffers.pop((nid, k), None) for k in range(n_out)]
+        if node.__class__ is AccumulateGrad:
+            g = buffers.pop((nid, 0), None)
+            if node._ext is not None or targets:
+                g = _node_extras(node, nid, [g], 1, targets, captured, create_graph)[0]
+            if accumulate and g is not None and (inputs is None or (nid, 0) in targets):
+                _accumulate_into_leaf(node.variable, g, create_graph)
+            continue
+        n_out = getattr(node, "n_outputs", 1)
+        if n_out == 1:
+            g = buffers.pop((nid, 0), None)
+            gouts = [g]
+            missing = g is None
+        else:
+            gouts = [buffers.pop((nid, k), None) for k in range(n_out)]
+            missing = all(g is None for g in gouts)
+        if node._ext is not None or targets:
+            gouts = _node_extras(node, nid, gouts, n_out, targets, captured, create_graph)
+            missing = all(g is None for g in gouts)
+        nexts = node.next_functions
+        in_grads = [None] * len(nexts) if missing else node.apply(gouts)
+        if node._ext is not None and node._hooks:
+            for fn in list(node._hooks.values()):
+                r = fn(tuple(in_grads), tuple(gouts))
+                if r is not None:
+                    in_grads = list(r)
+        if not retain_graph:
+            node.release()
+        for nxt, g in zip(nexts, in_grads):
+            if nxt is None:
+                continue
+            fn = nxt[0]
+            fid = id(fn)
+            if g is not None:
+                key = (fid, nxt[1])
+                cur = buffers.get(key)
+                buffers[key] = g if cur is None else cur + g
+            left = deps[fid] - 1
+            deps[fid] = left
+            if left == 0:
+                push(ready, (-fn.seq, fid, fn))
+
+
+def _node_extras(node, nid, gouts, n_out, targets, captured, create_graph):
+    """Tensor hooks, retained grads, captured inputs and pre-hooks of a node about to run."""
+    if node._ext is not None:
         for k in range(n_out):
             if gouts[k] is not None:
                 gouts[k] = _call_tensor_hooks(node, k, gouts[k])
@@ -188,44 +232,17 @@ def _run_ready_loop(ready, buffers, deps, targets, captured, retain_graph, creat
                 t = ref()
                 if t is not None and gouts[k] is not None:
                     t._grad = gouts[k] if create_graph else gouts[k].detach()
-        for k in range(n_out):
-            hit = targets.get((nid, k))
-            if hit is not None:
-                for i in hit:
-                    captured[i] = gouts[k]
-        if node._pre_hooks:
-            for fn in list(node._pre_hooks.values()):
-                r = fn(tuple(gouts))
-                if r is not None:
-                    gouts = list(r)
-
-        if isinstance(node, AccumulateGrad):
-            if accumulate and gouts[0] is not None:
-                leaf = node.variable
-                if inputs is None or (nid, 0) in targets:
-                    _accumulate_into_leaf(leaf, gouts[0], create_graph)
-            continue
-
-        if all(g is None for g in gouts):
-            in_grads = [None] * len(node.next_functions)
-        else:
-            in_grads = node.apply(gouts)
-        if node._hooks:
-            for fn in list(node._hooks.values()):
-                r = fn(tuple(in_grads), tuple(gouts))
-                if r is not None:
-                    in_grads = list(r)
-        if not retain_graph:
-            node.release()
-        for nxt, g in zip(node.next_functions, in_grads):
-            if nxt is None:
-                continue
-            fn, nr = nxt
-            if g is not None:
-                _accumulate(buffers, (id(fn), nr), g)
-            deps[id(fn)] -= 1
-            if deps[id(fn)] == 0:
-                heapq.heappush(ready, (-fn.seq, id(fn), fn))
+    for k in range(n_out):
+        hit = targets.get((nid, k))
+        if hit is not None:
+            for i in hit:
+                captured[i] = gouts[k]
+    if node._ext is not None and node._pre_hooks:
+        for fn in list(node._pre_hooks.values()):
+            r = fn(tuple(gouts))
+            if r is not None:
+                gouts = list(r)
+    return gouts
 
 
 def _accumulate_into_leaf(leaf, g, create_graph):
@@ -235,9 +252,9 @@ def _accumulate_into_leaf(leaf, g, create_graph):
             r = fn(g)
             if r is not None:
                 g = r
-    if tuple(g.shape) != tuple(leaf.shape):
+    if g._data.shape != leaf._data.shape:
         g = g.sum_to_size(leaf.shape)
-    if g.dtype is not leaf.dtype:
+    if g._dtype is not leaf._dtype:
         g = g.to(leaf.dtype)
     if leaf._grad is None:
         if create_graph:

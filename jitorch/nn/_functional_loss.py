@@ -10,6 +10,7 @@ from .. import _dtype as D
 from .._tensor import Tensor
 from ..amp.autocast_mode import state as _amp
 from ..amp.policy import cast_inputs as _amp_cast
+from ..ops.eager_fast import cpu_float_eager
 from . import _ops
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -141,6 +142,11 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     if _amp.active:
         input, target, weight = _amp_cast("nll_loss", input, target, weight)
     reduction = _reduction(reduction, size_average, reduce)
+    if reduction != "none" and input.ndim == 2 and target.ndim == 1 and target.shape[0] == input.shape[0] and \
+            target.dtype is D.int64 and (weight is None or tuple(weight.shape) == (input.shape[1],)) and \
+            target.device.type == "cpu" and cpu_float_eager(input, weight):
+        w = weight.detach() if weight is not None else None
+        return _ops.nll_loss_reduced(input, target, w, ignore_index, reduction == "mean")
     x, t, out_shape = _nll_shapes(input, target)
     c = x.shape[1]
     if weight is not None and (weight.ndim != 1 or weight.numel() != c):

@@ -9,6 +9,8 @@ from .._tensor import Tensor
 from ..amp.autocast_mode import state as _amp
 from ..amp.policy import cast_inputs as _amp_cast
 from ..autograd.grad_mode import no_grad
+from ..ops.eager_fast import cpu_float_eager
+from ..ops.norm_ops import batch_norm_composite, batch_norm_train
 
 
 # -- normalization ----------------------------------------------------------------------------------------------
@@ -23,31 +25,46 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     also update the running statistics in place) and running statistics otherwise."""
     if input.ndim < 2:
         raise ValueError(f"expected 2D or 3D input (got {input.ndim}D input)")
-    count = input.numel() // input.shape[1]
+    count = input.numel() // input.shape[1] if input.shape[1] else 0
     if training and count == 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}")
     shape = _channel_shape(input)
-    dims = (0,) + tuple(range(2, input.ndim))
+    if (training or running_mean is None or running_var is None) and \
+            cpu_float_eager(input, weight, bias, running_mean, running_var):
+        stats, y = batch_norm_train(input, weight, bias, eps)  # one kernel and one backward node
+        if training and running_mean is not None and running_var is not None:
+            _update_running_stats(running_mean, running_var, stats._data, float(momentum), count)
+        return y
     if training or running_mean is None or running_var is None:
-        mean = input.mean(dims, keepdim=True)
-        centered = input - mean
-        var = (centered * centered).mean(dims, keepdim=True)
+        y, mean, var = batch_norm_composite(input, weight, bias, eps)
         if training and running_mean is not None and running_var is not None:
             with no_grad():
                 m = float(momentum)
                 running_mean.mul_(1 - m).add_(mean.reshape(-1).to(running_mean.dtype) * m)
                 unbiased = var.reshape(-1) * (count / max(count - 1, 1))
                 running_var.mul_(1 - m).add_(unbiased.to(running_var.dtype) * m)
-    else:
-        mean = running_mean.reshape(shape)
-        var = running_var.reshape(shape)
-        centered = input - mean
+        return y
+    mean = running_mean.reshape(shape)
+    var = running_var.reshape(shape)
+    centered = input - mean
     y = centered * J.rsqrt(var + eps)
     if weight is not None:
         y = y * weight.reshape(shape)
     if bias is not None:
         y = y + bias.reshape(shape)
     return y
+
+
+def _update_running_stats(running_mean: Tensor, running_var: Tensor, stats: np.ndarray, m: float,
+                          count: int) -> None:
+    """``running = (1 - m) * running + m * batch`` in place (unbiased variance), on the CPU arrays."""
+    rm, rv = running_mean._data, running_var._data
+    rm *= 1 - m
+    rm += (stats[0] * m).astype(rm.dtype)
+    rv *= 1 - m
+    rv += (stats[2] * (count / max(count - 1, 1)) * m).astype(rv.dtype)
+    running_mean._version[0] += 1
+    running_var._version[0] += 1
 
 
 def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None,

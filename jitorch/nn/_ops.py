@@ -111,6 +111,101 @@ def nll_scatter(g, target, weight, shape, ignore_index: int):
     return apply(NLL_SCATTER, [g, target, weight], {"shape": tuple(shape), "ignore_index": ignore_index})
 
 
+# -- fused reduced NLL (the eager CPU fast path of ``nll_loss`` with 'mean'/'sum', see ``ops.eager_fast``) --
+# One primitive from (N, C) log-probabilities and (N,) targets to the reduced loss, and one for its
+# gradient, instead of a gather, a sum and a division each way.  Each is the other's derivative rule.
+def _nll_reduced_vjp(c, g):
+    _, target, weight = c.inputs
+    return (nll_reduced_backward(g, target, weight, c.in_meta[0][0], c.attrs), None, None)
+
+
+def _nll_reduced_backward_vjp(c, gg):
+    _, target, weight = c.inputs
+    a = c.attrs
+    return (apply(NLL_REDUCED, [gg, target, weight], {"ignore_index": a["ignore_index"], "mean": a["mean"]}),
+            None, None)
+
+
+NLL_REDUCED = kernel_op("nll_loss_reduced", nin=3, vjp=_nll_reduced_vjp, node_name="NllLossBackward0")
+NLL_REDUCED_BACKWARD = kernel_op("nll_loss_reduced_backward", nin=3, vjp=_nll_reduced_backward_vjp,
+                                 node_name="NllLossBackwardBackward0")
+
+
+def _weights_or_dummy(weight, dtype):
+    return weight if weight is not None else np.empty(1, dtype=dtype)
+
+
+def _raise_bad_target(bad: int) -> None:
+    if bad != _NO_BAD:
+        raise IndexError(f"Target {bad} is out of bounds.")
+
+
+_NO_BAD = np.iinfo(np.int64).min
+
+
+@impl("nll_loss_reduced")
+def _nll_reduced_cpu(logp, target, weight, ignore_index, mean):
+    sums = np.zeros(2, dtype=np.float64)  # sum of -w[t] * logp[n, t], sum of w[t]
+    _raise_bad_target(_nll_reduced_kernel(logp, target, _weights_or_dummy(weight, logp.dtype), weight is not None,
+                                          ignore_index, _NO_BAD, sums))
+    if not mean:
+        return np.asarray(sums[0], dtype=logp.dtype)
+    with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: 0/0 = nan, as in torch
+        return np.asarray(sums[0] / sums[1], dtype=logp.dtype)
+
+
+@impl("nll_loss_reduced_backward")
+def _nll_reduced_backward_cpu(g, target, weight, shape, ignore_index, mean):
+    out = np.zeros(shape, dtype=g.dtype)
+    _nll_reduced_grad_kernel(float(g), target, _weights_or_dummy(weight, g.dtype), weight is not None,
+                             ignore_index, mean, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _nll_reduced_kernel(logp, target, weight, has_w, ignore_index, no_bad, sums):
+    n_c = logp.shape[1]
+    s = 0.0
+    wsum = 0.0
+    for n in range(target.shape[0]):
+        t = target[n]
+        if t == ignore_index:
+            continue
+        if t < 0 or t >= n_c:
+            return t
+        w = float(weight[t]) if has_w else 1.0
+        s -= w * float(logp[n, t])
+        wsum += w
+    sums[0] = s
+    sums[1] = wsum
+    return no_bad
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _nll_reduced_grad_kernel(g, target, weight, has_w, ignore_index, mean, out):
+    wsum = 0.0
+    if mean:
+        for n in range(target.shape[0]):
+            t = target[n]
+            if t != ignore_index:
+                wsum += float(weight[t]) if has_w else 1.0
+    scale = -g / wsum if mean else -g
+    for n in range(target.shape[0]):
+        t = target[n]
+        if t != ignore_index:
+            out[n, t] = (float(weight[t]) if has_w else 1.0) * scale
+
+
+def nll_reduced_backward(g, target, weight, shape, attrs):
+    return apply(NLL_REDUCED_BACKWARD, [g, target, weight], {"shape": tuple(shape), **attrs})
+
+
+def nll_loss_reduced(logp, target, weight, ignore_index: int, mean: bool):
+    """``nll_loss`` of (N, C) ``logp`` and (N,) int64 ``target`` reduced by mean (over the target weights)
+    or sum, as one primitive."""
+    return apply(NLL_REDUCED, [logp, target, weight], {"ignore_index": int(ignore_index), "mean": bool(mean)})
+
+
 # -- binary cross entropy ---------------------------------------------------------------------------------
 def _bce_vjp(c, g):
     import jitorch as J

@@ -17,7 +17,9 @@ from .. import _dtype as D
 from .._tensor import Tensor
 from ..amp.autocast_mode import state as _amp
 from ..amp.policy import cast_inputs as _amp_cast
+from ..ops.eager_fast import cpu_float_eager
 from ..ops.indexing_base import out_of_bounds
+from ..ops.linalg import linear_2d
 from . import _ops
 from ._functional_loss import (  # noqa: F401
     binary_cross_entropy,
@@ -65,6 +67,12 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         rows = input.numel() // input.shape[-1] if input.ndim and input.shape[-1] else 1
         cols = input.shape[-1] if input.ndim else 1
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{cols} and {in_f}x{weight.shape[0]})")
+    if input.ndim >= 2 and (bias is None or tuple(bias.shape) == (weight.shape[0],)) and \
+            cpu_float_eager(input, weight, bias):
+        if input.ndim == 2:
+            return linear_2d(input, weight, bias)  # one primitive and one backward node
+        lead = tuple(input.shape[:-1])
+        return linear_2d(input.reshape(-1, in_f), weight, bias).reshape(lead + (weight.shape[0],))
     if input.ndim > 2:
         lead = tuple(input.shape[:-1])
         out = J.matmul(input.reshape(-1, in_f), weight.mT).reshape(lead + (weight.shape[0],))

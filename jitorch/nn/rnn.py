@@ -17,6 +17,7 @@ import jitorch as J
 
 from .._tensor import Tensor
 from ..ops import rnn_ops as R
+from . import functional as F
 from . import init
 from .module import Module
 from .parameter import Parameter
@@ -29,10 +30,7 @@ _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 def _project(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     """``x @ w^T + b`` over the last dim, as one 2-D GEMM for every leading index at once."""
     lead = tuple(x.shape[:-1])
-    y = x.reshape(-1, x.shape[-1]) @ w.t()
-    if b is not None:
-        y = y + b
-    return y.reshape(lead + (w.shape[0],))
+    return F.linear(x.reshape(-1, x.shape[-1]), w, b).reshape(lead + (w.shape[0],))
 
 
 class RNNBase(Module):

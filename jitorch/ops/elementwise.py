@@ -101,7 +101,10 @@ ATANH = ew("atanh", 1, "math.atanh({0}) if abs({0}) < 1 else (math.copysign(math
 SIGMOID = ew("sigmoid", 1, _f32_or("sigmoid32({0})", "(1.0 / (1.0 + math.exp(-{0})))"),
              lambda c, g: (g * c.out * (1 - c.out),), dtype_rule="float", saves="out")
 # keeps NaN and -0., like torch
-RELU = ew("relu", 1, "({T}(0) if {0} < 0 else {0})", lambda c, g: (g * (c.out > 0),), saves="out")
+RELU = ew("relu", 1, "({T}(0) if {0} < 0 else {0})", lambda c, g: (threshold_backward(g, c.out),), saves="out")
+# relu's gradient in one pass: g where the output is positive (or NaN, as in torch), else 0
+THRESHOLD_BACKWARD = ew("threshold_backward", 2, "({T}(0) if {1} <= 0 else {0})",
+                        lambda c, g: (threshold_backward(g, c.b), None))
 SILU = ew("silu", 1, _f32_or("({0} * sigmoid32({0}))", "({0} / (1.0 + math.exp(-{0})))"),
           lambda c, g: (g * _silu_grad(c.a),), dtype_rule="float")
 GELU = ew("gelu", 1, "({T}(0.5) * {0} * ({T}(1) + math.erf({0} * {T}(0.7071067811865476))))",
@@ -123,6 +126,12 @@ ERF = ew("erf", 1, "math.erf({0})", lambda c, g: (g * (2 / math.sqrt(math.pi)) *
          dtype_rule="float")
 ERFC = ew("erfc", 1, "math.erfc({0})", lambda c, g: (-g * (2 / math.sqrt(math.pi)) * J.exp(-c.a * c.a),),
           dtype_rule="float")
+
+
+def threshold_backward(g, out):
+    """``g`` where ``out > 0`` (or NaN), else 0: relu's derivative rule as one elementwise op."""
+    from .._dispatch import binary
+    return binary(THRESHOLD_BACKWARD, g, out)
 
 
 def _silu_grad(x):

@@ -47,6 +47,32 @@ def _matmul_cpu(a, b):
     return blas.matmul(a, b)
 
 
+# -- fused linear layer (eager CPU fast path of ``F.linear``, see ``eager_fast``) ----------------------
+def _linear_vjp(c, g):
+    x, w, b = c.inputs
+    need = c.needs_input_grad
+    gx = matmul(g, w) if need[0] else None
+    gw = matmul(g.mT, x) if need[1] else None  # (O, N) @ (N, I): the weight's own layout, no transpose copy
+    gb = g.sum(0) if b is not None and need[2] else None
+    return gx, gw, gb
+
+
+LINEAR = kernel_op("linear", nin=3, vjp=_linear_vjp, node_name="AddmmBackward0")
+
+
+@impl("linear")
+def _linear_cpu(x, w, b):
+    y = blas.matmul(x, w.T)
+    if b is not None:
+        np.add(y, b, out=y)
+    return y
+
+
+def linear_2d(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    """``x @ w.T + b`` for a 2-D ``x`` as one primitive (shapes and dtypes already checked)."""
+    return apply(LINEAR, [x, w, b])
+
+
 def _check(a, b, name):
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError(f"{name}(): argument 'other' must be Tensor")

@@ -1,12 +1,18 @@
 """Neural-network primitives: convolution (im2col + BLAS) and fold/unfold.
 
-Convolution is not a primitive of its own.  It is ``im2col`` (a Numba kernel
-that lays every receptive field out as a column, threaded over ``N*C`` planes
-for large inputs) followed by one ``matmul`` (a single BLAS GEMM for the whole
-batch), so its gradients come from the rules of those two ops:
-``im2col`` and ``col2im`` are each other's adjoint, hence each other's
-derivative rule, and double backward works with no extra code.  A transposed
-convolution is the input-gradient of a convolution: ``matmul`` then ``col2im``.
+As a composite, convolution is ``im2col`` (a Numba kernel that lays every
+receptive field out as a column, threaded over ``N*C`` planes for large
+inputs) followed by one ``matmul`` (a single BLAS GEMM for the whole batch),
+so its gradients come from the rules of those two ops: ``im2col`` and
+``col2im`` are each other's adjoint, hence each other's derivative rule, and
+double backward works with no extra code.  That is what captures, CUDA and
+strided convolutions run.  A transposed convolution is the input-gradient of a
+convolution: ``matmul`` then ``col2im``.
+
+Eager stride-1 convolutions of CPU float tensors take the primitive
+``conv2d_direct`` instead (``ops.eager_fast``): direct loops for filters with
+few taps, padded-pitch columns + BLAS for the rest, one backward primitive for
+all three gradients; its rule replays the composite under ``create_graph``.
 
 Pooling and interpolation live in ``pool_ops`` and ``resample_ops``; this
 module re-exports their functional entry points so that ``nn.functional`` can
@@ -23,7 +29,11 @@ from .._dispatch import apply
 from .._tensor import Tensor
 from ..amp.autocast_mode import state as _amp
 from ..amp.policy import cast_inputs
+from ..autograd import grad_mode
+from ..runtime import blas, parallel
 from ..runtime import conv_kernels as K
+from ..runtime import direct_conv_kernels as DK
+from .eager_fast import cpu_float_eager
 from .registry import impl, kernel_op
 
 
@@ -235,6 +245,12 @@ def _conv_nd(nd, input, weight, bias, stride, padding, dilation, groups, name):
 
 
 def _conv2d_core(x, weight, bias, ks, stride, pads, dilation, groups, spatial):
+    if stride == (1, 1) and use_direct_conv(x, weight, bias):
+        return conv2d_direct(x, weight, bias, pads, dilation, groups)
+    return _conv2d_im2col(x, weight, bias, ks, stride, pads, dilation, groups, spatial)
+
+
+def _conv2d_im2col(x, weight, bias, ks, stride, pads, dilation, groups, spatial):
     n, c = x.shape[0], x.shape[1]
     o = weight.shape[0]
     oh = _out_len(spatial[0], ks[0], stride[0], pads[0][0], pads[0][1], dilation[0])
@@ -254,6 +270,184 @@ def _conv2d_core(x, weight, bias, ks, stride, pads, dilation, groups, spatial):
     if bias is not None:
         out = out + bias.reshape(1, o, 1)
     return out.reshape(n, o, oh, ow)
+
+
+# -- stride-1 convolution as one primitive (eager CPU fast path, see ``eager_fast`` and
+# ``runtime.direct_conv_kernels``): measured 1.8-2.6x faster than im2col + matmul, forward and
+# backward, from LeNet's layers up to 64->64 channel 3x3 ones.
+def use_direct_conv(x, weight, bias) -> bool:
+    return cpu_float_eager(x, weight, bias)
+
+
+def _conv_direct_vjp(c, g):
+    x, w, b = c.inputs
+    a = c.attrs
+    need = c.needs_input_grad
+    want = (bool(need[0]), bool(need[1]), b is not None and bool(need[2]))
+    if grad_mode.is_grad_enabled():  # create_graph: differentiate the composite, exact to any order
+        return _replay_conv_grads(c, g, want)
+    gx, gw, gb = apply(CONV2D_DIRECT_BACKWARD, [g, x, w], dict(a, want=want))
+    return gx if want[0] else None, gw if want[1] else None, gb if want[2] else None
+
+
+def _replay_conv_grads(c, g, want):
+    import jitorch as J
+    x, w, b = c.inputs
+    a = c.attrs
+    ks = tuple(w.shape[2:])
+    y = _conv2d_im2col(x, w, b, ks, (1, 1), [tuple(p) for p in a["pads"]], a["dilation"], a["groups"],
+                       tuple(x.shape[2:]))
+    inputs = [t for t, k in zip((x, w, b), want) if k]
+    got = iter(J.autograd.grad([y], inputs, [g], create_graph=True, allow_unused=True)) if inputs else iter(())
+    return tuple(next(got) if k else None for k in want)
+
+
+CONV2D_DIRECT = kernel_op("conv2d_direct", nin=3, vjp=_conv_direct_vjp, node_name="ConvolutionBackward0")
+CONV2D_DIRECT_BACKWARD = kernel_op("conv2d_direct_backward", nin=3, n_outputs=3, differentiable=False)
+
+
+def _padded(x: np.ndarray, pads) -> np.ndarray:
+    """(N, C, Hp*Wp) contiguous zero-padded copy of x (x itself, flattened, without padding)."""
+    (pt, pb), (pl, pr) = pads
+    n, c, h, w = x.shape
+    if pt == pb == pl == pr == 0:
+        return np.ascontiguousarray(x).reshape(n, c, h * w)
+    hp, wp = h + pt + pb, w + pl + pr
+    xp = np.empty((n, c, hp, wp), dtype=x.dtype)
+    DK.pad_planes(np.ascontiguousarray(x), pt, pl, xp)
+    return xp.reshape(n, c, hp * wp)
+
+
+def _direct_geometry(x_shape, w_shape, pads, dilation):
+    (pt, pb), (pl, pr) = pads
+    hp, wp = x_shape[2] + pt + pb, x_shape[3] + pl + pr
+    return hp, wp, hp - dilation[0] * (w_shape[2] - 1), wp - dilation[1] * (w_shape[3] - 1)
+
+
+def _shared(task_range, n_tasks: int, work: int) -> None:
+    """``task_range(t0, t1)`` over ``range(n_tasks)``, in a few chunks shared with the helper thread."""
+    chunks = parallel.split(n_tasks, 4)
+    parallel.run_chunks(lambda k: task_range(*chunks[k]), len(chunks), work)
+
+
+# a filter with at most this many taps per output (input channels per group * kh * kw) runs the direct
+# loops; more taps go through columns + BLAS (measured on LeNet's layers: 25 taps 2x faster as loops,
+# 150 taps 1.3x faster as columns)
+DIRECT_LOOP_TAPS = 48
+
+
+def _group_gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, groups: int) -> None:
+    """out[g] = a[g] @ b[g] for each group (a leading group axis on every operand).
+
+    A wide product is split by output columns between this thread and the helper
+    (``runtime.parallel``), each half one single-threaded BLAS call.
+    """
+    m, k, n = a.shape[1], a.shape[2], b.shape[2]
+    # a product big enough for all of OpenBLAS's threads stays whole (more cores than two halves use)
+    share = groups == 1 and n >= 256 and m * k * n < blas.SINGLE_THREAD_FLOPS
+    parts = parallel.split(n, 2) if share else [(0, n)]
+    blas.prepare(a[0], b[0][:, :parts[0][1]])
+    if len(parts) == 1:
+        for g in range(groups):
+            np.matmul(a[g], b[g], out=out[g])
+        return
+    parallel.run_chunks(lambda i: np.matmul(a[0], b[0][:, parts[i][0]:parts[i][1]],
+                                            out=out[0][:, parts[i][0]:parts[i][1]]), len(parts), m * k * n)
+
+
+def _sum_gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """out = a @ b for a long inner dimension: two halves of it (this thread and the helper), then summed."""
+    k = a.shape[1]
+    share = k >= 512 and a.shape[0] * k * b.shape[1] < blas.SINGLE_THREAD_FLOPS
+    parts = parallel.split(k, 2) if share else [(0, k)]
+    blas.prepare(a[:, :parts[0][1]], b[:parts[0][1]])
+    if len(parts) == 1:
+        np.matmul(a, b, out=out)
+        return
+    partial = np.empty((2,) + out.shape, dtype=out.dtype)
+    parallel.run_chunks(lambda i: np.matmul(a[:, parts[i][0]:parts[i][1]], b[parts[i][0]:parts[i][1]],
+                                            out=partial[i]), 2, a.shape[0] * k * b.shape[1])
+    np.add(partial[0], partial[1], out=out)
+
+
+@impl("conv2d_direct")
+def _conv2d_direct_cpu(x, w, b, pads, dilation, groups):
+    n, c, o = x.shape[0], x.shape[1], w.shape[0]
+    kh, kw = w.shape[2], w.shape[3]
+    _, wp, oh, ow = _direct_geometry(x.shape, w.shape, pads, dilation)
+    out = np.empty((n, o, oh * ow), dtype=x.dtype)
+    if out.size:
+        xp = _padded(x, pads)
+        wc = np.ascontiguousarray(w)
+        bias = b if b is not None else wc[:, 0, 0, 0]
+        if wc[0].size <= DIRECT_LOOP_TAPS:
+            _shared(lambda t0, t1: DK.conv_forward(xp, wc, bias, b is not None, groups, dilation[0], dilation[1],
+                                                   wp, oh, ow, out, t0, t1), n * o, out.size * wc[0].size)
+        else:
+            length = (oh - 1) * wp + ow
+            cols = np.empty((c * kh * kw, n, length), dtype=x.dtype)
+            DK.build_cols(xp, kh, kw, dilation[0], dilation[1], wp, length, cols)
+            full = np.empty((o, n, length), dtype=x.dtype)
+            _group_gemm(wc.reshape(groups, o // groups, -1), cols.reshape(groups, -1, n * length),
+                        full.reshape(groups, o // groups, n * length), groups)
+            DK.crop_bias(full, bias, b is not None, wp, oh, ow, out)
+    return out.reshape(n, o, oh, ow)
+
+
+@impl("conv2d_direct_backward")
+def _conv2d_direct_backward_cpu(g, x, w, pads, dilation, groups, want):
+    n, c, o = x.shape[0], x.shape[1], w.shape[0]
+    kh, kw = w.shape[2], w.shape[3]
+    hp, wp, oh, ow = _direct_geometry(x.shape, w.shape, pads, dilation)
+    length = (oh - 1) * wp + ow
+    wc = np.ascontiguousarray(w)
+    gc = np.ascontiguousarray(g)
+    sums = np.zeros(o, dtype=np.float64)
+    gx = gw = gb = np.empty(0, dtype=x.dtype)
+    gxp = np.zeros((n, c, hp * wp), dtype=x.dtype) if want[0] else None
+    if want[1]:
+        gw = np.empty(wc.shape, dtype=x.dtype)
+    if wc[0].size <= DIRECT_LOOP_TAPS:
+        gsp = np.empty((n, o, oh * wp), dtype=x.dtype)  # g on the padded row pitch
+        DK.spread_rows(gc, wp, gsp, sums)
+        work = g.size * wc[0].size
+        if want[0]:
+            _shared(lambda n0, n1: DK.conv_input_grad(gsp, wc, groups, dilation[0], dilation[1], wp, oh, ow, gxp,
+                                                      n0, n1), n, work)
+        if want[1]:
+            xp = _padded(x, pads)
+            _shared(lambda t0, t1: DK.conv_weight_grad(gsp, xp, groups, dilation[0], dilation[1], wp, oh, ow, gw,
+                                                       t0, t1), o * wc.shape[1], work)
+    else:
+        og, taps = o // groups, wc[0].size
+        gt = np.empty((o, n, length), dtype=x.dtype)  # (O, N, L): the GEMMs' layout
+        DK.spread_rows_t(gc, wp, gt, sums)
+        gt_g = gt.reshape(groups, og, n * length)
+        w_g = wc.reshape(groups, og, taps)
+        if want[1]:
+            cols = np.empty((c * kh * kw, n, length), dtype=x.dtype)
+            DK.build_cols(_padded(x, pads), kh, kw, dilation[0], dilation[1], wp, length, cols)
+            cols_g = cols.reshape(groups, taps, n * length)
+            gw_t = np.empty((groups, taps, og), dtype=x.dtype)  # computed transposed: BLAS runs it faster
+            for gi in range(groups):
+                _sum_gemm(cols_g[gi], gt_g[gi].T, gw_t[gi])
+            gw.reshape(groups, og, taps)[...] = gw_t.transpose(0, 2, 1)
+        if want[0]:
+            gcols = np.empty((c * kh * kw, n, length), dtype=x.dtype)
+            _group_gemm(w_g.transpose(0, 2, 1), gt_g, gcols.reshape(groups, taps, n * length), groups)
+            DK.scatter_cols(gcols, kh, kw, dilation[0], dilation[1], wp, length, gxp)
+    if want[0]:
+        gx = np.empty(x.shape, dtype=x.dtype)
+        DK.crop_planes(gxp.reshape(n, c, hp, wp), pads[0][0], pads[1][0], gx)
+    if want[2]:
+        gb = sums.astype(x.dtype)
+    return gx, gw, gb
+
+
+def conv2d_direct(x: Tensor, weight: Tensor, bias: Tensor | None, pads, dilation, groups: int) -> Tensor:
+    """Stride-1 2-D convolution of a batched input by the direct kernels (arguments already checked)."""
+    return apply(CONV2D_DIRECT, [x, weight, bias], {"pads": tuple(tuple(p) for p in pads),
+                                                     "dilation": tuple(dilation), "groups": int(groups)})
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:

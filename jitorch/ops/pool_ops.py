@@ -17,6 +17,7 @@ from .._dispatch import apply
 from .._tensor import Tensor
 from ..autograd import grad_mode
 from ..runtime import conv_kernels as K
+from .eager_fast import cpu_float_eager
 from .nn_ops import _float_like, _pair, _planes
 from .registry import impl, kernel_op
 
@@ -152,13 +153,56 @@ def _maxpool_cpu(x, k, s, p, d, out_hw):
     return (val.astype(x.dtype) if val.dtype != x.dtype else val), idx.reshape(n, c, oh, ow)
 
 
+# The eager CPU fast path (see ``eager_fast``) when a gradient is needed: one differentiable primitive
+# returning (indices, values), whose rule scatters the gradient through the indices, instead of the
+# kernel above plus a recorded gather of the values (a second pass and three reshapes each way).
+def _max_pool_train_vjp(c, grads):
+    g = grads[1]
+    return (None if g is None else apply(MAXPOOL_BACKWARD, [g, c.out], {"in_hw": c.in_meta[0][0][2:]}),)
+
+
+def _max_pool_backward_vjp(c, gg):
+    n, c_, h, w = gg.shape
+    idx = c.inputs[1]
+    oh, ow = idx.shape[2:]
+    flat = plane_gather(gg.reshape(n * c_, h * w), idx.reshape(n * c_, oh * ow))
+    return flat.reshape(n, c_, oh, ow), None
+
+
+MAXPOOL_TRAIN = kernel_op("max_pool2d_train", n_outputs=2, saves="out", vjp=_max_pool_train_vjp,
+                          node_name="MaxPool2DWithIndicesBackward0")
+MAXPOOL_BACKWARD = kernel_op("max_pool2d_backward", nin=2, saves="inputs", vjp=_max_pool_backward_vjp,
+                             node_name="MaxPool2DWithIndicesBackwardBackward0")
+
+
+@impl("max_pool2d_train")
+def _maxpool_train_cpu(x, k, s, p, d, out_hw):
+    vals, idx = _maxpool_cpu(x, k, s, p, d, out_hw)
+    return idx, vals
+
+
+@impl("max_pool2d_backward")
+def _maxpool_backward_cpu(g, idx, in_hw):
+    n, c, oh, ow = g.shape
+    out = np.zeros((n * c, in_hw[0] * in_hw[1]), dtype=g.dtype)
+    if g.size:
+        K.plane_scatter_add(np.ascontiguousarray(g).reshape(n * c, oh * ow),
+                            np.ascontiguousarray(idx).reshape(n * c, oh * ow), out)
+    return out.reshape(n, c, in_hw[0], in_hw[1])
+
+
 def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, name):
     x4, undo = _as_4d(input, nd, name)
     k, s, p, d = _window_args(nd, kernel_size, stride, padding, dilation, name)
     oh = _pool_out(x4.shape[2], k[0], s[0], p[0], d[0], ceil_mode)
     ow = _pool_out(x4.shape[3], k[1], s[1], p[1], d[1], ceil_mode)
     _check_out(x4, oh, ow, nd)
-    vals, idx = apply(MAXPOOL, [x4], {"k": k, "s": s, "p": p, "d": d, "out_hw": (oh, ow)})
+    attrs = {"k": k, "s": s, "p": p, "d": d, "out_hw": (oh, ow)}
+    if _needs_grad(x4) and cpu_float_eager(x4):
+        idx, out = apply(MAXPOOL_TRAIN, [x4], attrs)
+        out = undo(out)
+        return (out, undo(idx)) if return_indices else out
+    vals, idx = apply(MAXPOOL, [x4], attrs)
     out = undo(_gather_output(x4, idx, vals))
     return (out, undo(idx)) if return_indices else out
 

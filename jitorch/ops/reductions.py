@@ -21,6 +21,7 @@ from .._tensor import Tensor, wrap_dim
 from ..amp.autocast_mode import state as _amp
 from ..amp.policy import cast_inputs
 from ..runtime import cpu
+from .eager_fast import cpu_float_eager
 from .registry import impl, kernel_op
 
 # name -> (init, combine, finalize, pre, reassociate)
@@ -111,10 +112,10 @@ def _reduce_impl(kind):
         acc = _acc_dtype(kind, dt)
         half_out = out_np == np.float16 or out_np == D.BF16_STORAGE
         kern_out = _F32_NP if half_out else out_np
-        res = cpu.run_reduce(kind, spec, src, acc, kern_out)
+        res = cpu.run_reduce(kind, spec, src, acc, kern_out, shape)
         if res.dtype != out_np:
             res = D.to_storage(res, D.from_numpy(np.dtype(out_np)))
-        return res.reshape(shape)
+        return res if res.shape == shape else res.reshape(shape)
     return run
 
 
@@ -341,6 +342,9 @@ def log_softmax(input, dim=None, dtype=None, _stacklevel=3):
     if dim is None:
         dim = 0 if input.ndim in (0, 1, 3) else 1
     _softmax_dtype_check("log_softmax", input, dim)
+    if cpu_float_eager(input):
+        from .softmax_ops import log_softmax_fused
+        return log_softmax_fused(input, wrap_dim(dim, max(input.ndim, 1)) if input.ndim else 0)
     m = amax(input, dim, keepdim=True).detach()
     shifted = input - m
     return shifted - _sum(shifted.exp(), dim, keepdim=True).log()

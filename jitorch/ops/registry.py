@@ -103,9 +103,9 @@ def _reduce_broadcast(grads, in_meta):
             out.append(None)
             continue
         shape, dt = meta
-        if tuple(g.shape) != shape:
+        if g._data.shape != shape:
             g = g.sum_to_size(shape)
-        if g.dtype is not dt:
+        if g._dtype is not dt:
             g = g.to(dt)
         out.append(g)
     return out

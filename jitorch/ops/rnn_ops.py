@@ -18,7 +18,9 @@ import numpy as np
 from .._dispatch import apply
 from .._tensor import Tensor
 from ..autograd import grad_mode
+from ..runtime import blas, nb_blas, parallel
 from ..runtime import rnn_kernels as K
+from .eager_fast import cpu_float_eager
 from .registry import impl, kernel_op
 
 
@@ -67,7 +69,7 @@ def _lstm_cpu(gx, w, h0, c0, reverse):
     t, n, _ = gx.shape
     hs = np.empty((t, n, h.shape[1]), dtype=gx.dtype)
     cell = np.array(c0, dtype=gx.dtype, copy=True)
-    wt = w.T
+    wt = np.ascontiguousarray(w.T)  # BLAS is up to 2x slower on the transposed operand
     for s in _steps(t, reverse):
         K.lstm_step(gx[s], h @ wt, cell, hs[s])
         h = hs[s]
@@ -105,7 +107,119 @@ def lstm_sequence(gx: Tensor, w_hh: Tensor, h0: Tensor, c0: Tensor, reverse: boo
 
     ``gx`` is ``x @ W_ih^T + b_ih + b_hh`` for every timestep, shape ``(T, N, 4H)``.
     """
-    return apply(LSTM_SEQ, [gx, w_hh, h0, c0], {"reverse": bool(reverse)})
+    attrs = {"reverse": bool(reverse)}
+    if _wants_grad(gx, w_hh, h0, c0) and cpu_float_eager(gx, w_hh, h0, c0):
+        _, hs, cn = apply(LSTM_TRAIN, [gx, w_hh, h0, c0], attrs)
+        return hs, cn
+    return apply(LSTM_SEQ, [gx, w_hh, h0, c0], attrs)
+
+
+def _wants_grad(*tensors) -> bool:
+    return grad_mode.is_grad_enabled() and any(t._requires_grad for t in tensors)
+
+
+# The eager CPU training path (see ``eager_fast``): the forward also returns its workspace (every
+# step's activated gates, cell and hidden state, ``lstm_step_ws``) as output 0, which the node saves,
+# so the backward needs no replay of the forward.  Its derivative rule is the same BPTT.
+def _lstm_train_vjp(c, g):
+    _, g_hs, g_cn = g
+    if g_hs is None and g_cn is None:
+        return None, None, None, None
+    if grad_mode.is_grad_enabled():
+        return _replay_grads(c, (g_hs, g_cn), "lstm")
+    _, w, h0, c0 = c.inputs
+    return apply(LSTM_TRAIN_BACKWARD, [g_hs, g_cn, w, h0, c0, c.out], c.attrs)
+
+
+LSTM_TRAIN = kernel_op("lstm_sequence_train", nin=4, n_outputs=3, saves="both", vjp=_lstm_train_vjp,
+                       node_name="LstmSequenceBackward0")
+LSTM_TRAIN_BACKWARD = kernel_op("lstm_sequence_train_backward", nin=6, n_outputs=4, differentiable=False)
+
+
+def _initial_row(h0: np.ndarray, c0: np.ndarray, dtype) -> np.ndarray:
+    """(N, 6H) with c0 and h0 where a workspace row keeps c and h (the kernels read step -1 from it)."""
+    n, hid = h0.shape
+    init = np.zeros((n, 6 * hid), dtype=dtype)
+    init[:, 4 * hid:5 * hid] = c0
+    init[:, 5 * hid:] = h0
+    return init
+
+
+# Batch rows never interact in a recurrence, so both drivers run the whole time loop over two halves of
+# the batch side by side (``runtime.parallel``: the caller and one helper thread, no spinning).
+@impl("lstm_sequence_train")
+def _lstm_train_cpu(gx, w, h0, c0, reverse):
+    gx = _c(gx)
+    t, n, four_h = gx.shape
+    hid = four_h // 4
+    ws = np.empty((t, n, 6 * hid), dtype=gx.dtype)
+    h0, c0 = _c(h0), _c(c0)
+    wt = np.ascontiguousarray(w.T)  # once per sequence: BLAS is up to 2x slower on a transposed operand
+    steps = _steps(t, reverse)
+    parts = parallel.split(n)
+    blas.prepare(h0[:parts[0][1]], wt)
+    if nb_blas.AVAILABLE:
+        init = _initial_row(h0, c0, ws.dtype)
+
+        def rows(k):
+            lo, hi = parts[k]
+            K.lstm_forward_rows(gx, wt, init, steps, lo, hi, np.empty((hi - lo, four_h), dtype=gx.dtype), ws)
+    else:  # NumPy's BLAS is not callable from Numba: the same loop in Python
+        def rows(k):
+            lo, hi = parts[k]
+            h, cell = h0[lo:hi], c0[lo:hi]
+            gh = np.empty((hi - lo, four_h), dtype=gx.dtype)
+            for s in steps:
+                np.matmul(h, wt, out=gh)
+                K.lstm_step_ws(gx[s, lo:hi], gh, cell, ws[s, lo:hi])
+                h = ws[s, lo:hi, 5 * hid:]
+                cell = ws[s, lo:hi, 4 * hid:5 * hid]
+
+    parallel.run_chunks(rows, len(parts), t * n * four_h * hid)
+    hs = np.ascontiguousarray(ws[:, :, 5 * hid:])
+    cn = np.array(ws[steps[-1], :, 4 * hid:5 * hid] if t else c0, dtype=gx.dtype, copy=True)
+    return ws, hs, cn
+
+
+@impl("lstm_sequence_train_backward")
+def _lstm_train_backward_cpu(g_hs, g_cn, w, h0, c0, ws, reverse):
+    t, n, six_h = ws.shape
+    hid = six_h // 6
+    dt = ws.dtype
+    steps = _steps(t, reverse)
+    dgates = np.empty((t, n, 4 * hid), dtype=dt)
+    dh = np.zeros((n, hid), dt)
+    dc = _zeros_if_none(g_cn, (n, hid), dt)
+    c0 = _c(c0)
+    g_hs = _c(g_hs) if g_hs is not None else None
+    parts = parallel.split(n)
+    blas.prepare(dh[:parts[0][1]], w.T)  # the per-step products dgates[s] @ w have this size
+    if nb_blas.AVAILABLE:
+        init = _initial_row(h0, c0, dt)
+        wc = _c(w)
+        g_arr = g_hs if g_hs is not None else dgates  # a placeholder of the right type when absent
+
+        def rows(k):
+            lo, hi = parts[k]
+            K.lstm_backward_rows(g_arr, g_hs is not None, wc, init, ws, steps, lo, hi, dh, dc, dgates)
+    else:
+        def rows(k):
+            lo, hi = parts[k]
+            dh_k, dc_k = dh[lo:hi], dc[lo:hi]
+            for j in range(t - 1, -1, -1):
+                s = steps[j]
+                c_prev = c0[lo:hi] if j == 0 else ws[steps[j - 1], lo:hi, 4 * hid:5 * hid]
+                g_out = g_hs[s, lo:hi] if g_hs is not None else dh_k
+                K.lstm_step_backward_ws(dh_k, g_out, g_hs is not None, dc_k, ws[s, lo:hi], c_prev,
+                                        dgates[s, lo:hi])
+                np.matmul(dgates[s, lo:hi], w, out=dh_k)
+
+    parallel.run_chunks(rows, len(parts), t * n * 4 * hid * hid)
+    hp = np.empty((t, n, hid), dtype=dt)  # the hidden state each step started from
+    for k in range(t):
+        hp[steps[k]] = h0 if k == 0 else ws[steps[k - 1], :, 5 * hid:]
+    dw = blas.matmul(dgates.reshape(t * n, 4 * hid).T, hp.reshape(t * n, hid))
+    return dgates, dw, dh, dc
 
 
 # -- GRU ----------------------------------------------------------------------------------------------------

@@ -190,11 +190,17 @@ def _scalar(value, cnp):
 _REDUCERS = {}
 
 
-def run_reduce(kind: str, spec, x: np.ndarray, acc_dt, out_dt) -> np.ndarray:
-    """Reduce axis 1 of a 3-D (outer, k, inner) array with the named reducer."""
+def run_reduce(kind: str, spec, x: np.ndarray, acc_dt, out_dt, shape=None) -> np.ndarray:
+    """Reduce axis 1 of a 3-D (outer, k, inner) array with the named reducer.
+
+    ``shape`` (optional) is the result's final shape: the array is allocated with it, so the
+    caller gets an array that owns its memory rather than a reshaped view (a leaf's ``.grad``
+    can then take it without a copy).
+    """
     key = (kind, x.dtype, acc_dt, out_dt, x.flags.c_contiguous)
     ep = _REDUCERS.get(key)
-    out = np.empty((x.shape[0], x.shape[2]), dtype=out_dt)
+    result = np.empty(shape if shape is not None else (x.shape[0], x.shape[2]), dtype=out_dt)
+    out = result.reshape(x.shape[0], x.shape[2])
     if ep is None:
         init, combine, finalize, pre, reassoc = spec
         name = f"reduce_{kind}_{x.dtype}_{np.dtype(acc_dt)}_{np.dtype(out_dt)}"
@@ -205,7 +211,7 @@ def run_reduce(kind: str, spec, x: np.ndarray, acc_dt, out_dt) -> np.ndarray:
         _REDUCERS[key] = kernel_cache.entry_point(disp, (x, out))
     else:
         ep(x, out)
-    return out
+    return result
 
 
 __all__ = ["run_elementwise", "run_reduce", "np_name", "PARALLEL_THRESHOLD"]

@@ -5,16 +5,18 @@ timesteps at once, then one ``h @ W_hh^T`` per step); what is left per step is
 a handful of elementwise gate formulas, fused here into one pass over
 ``(N, H)`` so a step costs one kernel call instead of a dozen tiny ops.
 Gate layouts are torch's: LSTM ``[i, f, g, o]``, GRU ``[r, z, n]``.
+Numba's disk cache keys on this file's text alone, not on the ``vmath`` helpers inlined here:
+after changing vmath, edit this file too (this note will do) so the cached machine code is rebuilt.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-
 from numba import njit, types
 from numba.extending import overload
 
+from .nb_blas import gemm
 from .vmath import sigmoid32, tanh32
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
@@ -126,6 +128,117 @@ def lstm_step_backward(dh, dc, act, c_prev, c_t, dgates):
             gb[2 * hid + j] = dcell * i * (1.0 - g * g)
             gb[3 * hid + j] = dhb[j] * tc[j] * o * (1.0 - o)
             dcb[j] = dcell * f
+
+
+# -- LSTM with a saved workspace (training) ---------------------------------------------------------------
+# A step's row of the workspace holds [i, f, g, o | c | h] (6H values per batch entry): the activated
+# gates, the cell state and the hidden state, so the backward reads them instead of replaying the
+# forward (which cost another input-sized GEMM and a gate pass).
+@njit(**_JIT)
+def lstm_step_ws(gx, gh, c_prev, ws):
+    """gates = gx + gh (N, 4H); writes the step's activations, c and h into ws (N, 6H).
+
+    Every loop runs over its own unit-stride slice (one gate, or c, or h), which is what lets
+    LLVM vectorize it: indexing one long row at computed offsets ran at half the speed.
+    """
+    n, hid = c_prev.shape
+    for b in range(n):
+        gxb = gx[b]
+        ghb = gh[b]
+        row = ws[b]
+        z = row[:4 * hid]
+        for j in range(4 * hid):
+            z[j] = gxb[j] + ghb[j]
+        zif = z[:2 * hid]
+        for j in range(2 * hid):
+            zif[j] = _sig(zif[j])
+        zg = z[2 * hid:3 * hid]
+        for j in range(hid):
+            zg[j] = _tanh(zg[j])
+        zo = z[3 * hid:]
+        for j in range(hid):
+            zo[j] = _sig(zo[j])
+        zi = z[:hid]
+        zf = z[hid:2 * hid]
+        cpb = c_prev[b]
+        cb = row[4 * hid:5 * hid]
+        hb = row[5 * hid:]
+        for j in range(hid):
+            cb[j] = zf[j] * cpb[j] + zi[j] * zg[j]
+        for j in range(hid):
+            hb[j] = zo[j] * _tanh(cb[j])
+
+
+@njit(**_JIT)
+def lstm_step_backward_ws(dh, g_out, has_g, dc, ws, c_prev, dgates):
+    """Gate gradients of one step from its workspace row; ``dh`` is d h_t without the output's own
+    gradient ``g_out`` (added here when ``has_g``); ``dc`` (in: d c_t, out: d c_{t-1}) is updated in place."""
+    n, hid = dh.shape
+    one = ws.dtype.type(1)  # a typed 1: a float literal would move float32 math to float64
+    tc = np.empty(hid, dtype=ws.dtype)
+    d = np.empty(hid, dtype=ws.dtype)
+    for b in range(n):
+        row = ws[b]
+        zi = row[:hid]
+        zf = row[hid:2 * hid]
+        zg = row[2 * hid:3 * hid]
+        zo = row[3 * hid:4 * hid]
+        cb = row[4 * hid:5 * hid]
+        gb = dgates[b]
+        gi = gb[:hid]
+        gf = gb[hid:2 * hid]
+        gg = gb[2 * hid:3 * hid]
+        go = gb[3 * hid:]
+        dhb = dh[b]
+        dcb = dc[b]
+        cpb = c_prev[b]
+        for j in range(hid):
+            tc[j] = _tanh(cb[j])
+        if has_g:
+            gob = g_out[b]
+            for j in range(hid):
+                d[j] = dhb[j] + gob[j]
+        else:
+            for j in range(hid):
+                d[j] = dhb[j]
+        for j in range(hid):
+            i = zi[j]
+            f = zf[j]
+            g = zg[j]
+            o = zo[j]
+            t = tc[j]
+            dcell = dcb[j] + d[j] * o * (one - t * t)
+            gi[j] = dcell * g * i * (one - i)
+            gf[j] = dcell * cpb[j] * f * (one - f)
+            gg[j] = dcell * i * (one - g * g)
+            go[j] = d[j] * t * o * (one - o)
+            dcb[j] = dcell * f
+
+
+# Whole time loops over a slice of batch rows [lo, hi): one GIL-free call per slice, so two threads can
+# run the two halves of a batch side by side (the GEMMs call BLAS from inside, see ``nb_blas``).
+# ``init`` (N, 6H) holds the initial state where a workspace row keeps it: c0 at [4H:5H], h0 at [5H:].
+@njit(**_JIT)
+def lstm_forward_rows(gx, wt, init, steps, lo, hi, gh, ws):
+    hid = init.shape[1] // 6
+    for k in range(steps.shape[0]):
+        s = steps[k]
+        prev = init[lo:hi] if k == 0 else ws[steps[k - 1], lo:hi]
+        gemm(prev[:, 5 * hid:], wt, gh)
+        lstm_step_ws(gx[s, lo:hi], gh, prev[:, 4 * hid:5 * hid], ws[s, lo:hi])
+
+
+@njit(**_JIT)
+def lstm_backward_rows(g_hs, has_g, w, init, ws, steps, lo, hi, dh, dc, dgates):
+    hid = init.shape[1] // 6
+    dh_r = dh[lo:hi]
+    dc_r = dc[lo:hi]
+    for j in range(steps.shape[0] - 1, -1, -1):
+        s = steps[j]
+        prev = init[lo:hi] if j == 0 else ws[steps[j - 1], lo:hi]
+        g_out = g_hs[s, lo:hi] if has_g else dh_r
+        lstm_step_backward_ws(dh_r, g_out, has_g, dc_r, ws[s, lo:hi], prev[:, 4 * hid:5 * hid], dgates[s, lo:hi])
+        gemm(dgates[s, lo:hi], w, dh_r)
 
 
 # -- GRU -----------------------------------------------------------------------------------------------

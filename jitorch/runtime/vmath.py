@@ -4,12 +4,12 @@ Numba lowers ``math.exp``/``math.tanh`` to scalar libm calls, which keeps a
 loop from being vectorized (4M-element tanh: ~36 ms scalar vs ~2 ms here on
 2 cores).  These versions use only arithmetic, selects and bit casts, so they
 inline into generated kernels and vectorize.  They are used for float32 only;
-float64 keeps libm for full accuracy.  Accuracy (checked in
-tests/test_vmath.py): within 2 ulp of the float64 result over the full range.
+float64 keeps libm for full accuracy.  Accuracy (float32
+arithmetic throughout, measured against float64 over [-110, 90]): exp32 and tanh32
+within 1.5 ulp, sigmoid32 within 2.5 ulp.
 
 Polynomial coefficients are the classic Cephes single-precision minimax sets.
 """
-import math
 
 import numpy as np
 from llvmlite import ir
@@ -35,7 +35,9 @@ _EXP_LO = _F(-87.33654)
 @njit(inline="always", cache=True)
 def exp32(x):
     xc = min(max(x, _EXP_LO), _EXP_HI)
-    n = math.floor(xc * _F(1.4426950408889634) + _F(0.5))
+    # np.floor keeps float32 (math.floor returns an int64, which silently moved the whole
+    # polynomial to float64: half the vector width plus conversions, ~2x slower)
+    n = np.floor(xc * _F(1.4426950408889634) + _F(0.5))
     r = xc - n * _F(0.693359375) - n * _F(-2.12194440e-4)
     p = _F(1.9875691500e-4)
     p = p * r + _F(1.3981999507e-3)
