@@ -391,7 +391,9 @@ def _index_fill_vjp(c, g):
     gv = None
     if len(c.needs_input_grad) > 1 and c.needs_input_grad[1]:
         # each filled position counts once, however often the index names it
-        once = np.unique(host_array(a["index"]))
+        idx = np.asarray(host_array(a["index"]), dtype=np.int64).reshape(-1)
+        size = g.shape[a["dim"]] if g.ndim else 1
+        once = np.unique(np.where(idx < 0, idx + size, idx))  # -1 and size-1 are the same position
         gv = apply(INDEX_SELECT, [g.reshape(_nd(g.shape))], {"dims": (a["dim"],), "idx": (once,)}).sum()
         if gv.dtype is not c.in_meta[1][1]:
             gv = gv.to(c.in_meta[1][1])

@@ -56,6 +56,8 @@ def get(key, build):
 def make_launcher(dispatcher, params, name: str = "kernel"):
     """A launcher for ``dispatcher`` compiled for ``params`` (see ``codegen.elementwise_params``)."""
     if driver.simulated():
+        from . import sim_fixes
+        sim_fixes.install()
         return SimLauncher(dispatcher, params, name)
     return GpuLauncher(dispatcher, params, name)
 

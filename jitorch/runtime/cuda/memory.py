@@ -18,8 +18,20 @@ it was with one stream.
 
 Under the simulator a block is a NumPy byte array; on a GPU it is a numba
 ``MemoryPointer`` (freed by numba when ``empty_cache`` drops it).
+
+Poisoning (a debugging switch, off by default): with ``JITORCH_CUDA_POISON=1``
+in the environment, or after ``set_poison(True)``, every block handed out (new
+or reused) is first filled with 0xFF bytes: NaN in every float dtype, -1 in
+every signed integer.  A kernel that reads memory nothing wrote (an
+accumulator that was never zeroed, an output element no thread writes) then
+fails the same way every time instead of only when the allocator happens to
+return a block with unlucky old contents.  Blocks are poisoned again when they
+are freed (unless another stream may still use them), so a read through a
+stale pointer after the tensor died reads garbage too.
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -28,6 +40,7 @@ from . import driver, streams
 _SMALL = 1 << 20  # blocks up to 1 MiB are rounded to 512 bytes, larger ones to 2 MiB
 _SMALL_ROUND = 512
 _LARGE_ROUND = 2 << 20
+POISON_BYTE = 0xFF  # NaN as any float, -1 as any signed integer
 
 
 class OutOfMemoryError(RuntimeError):
@@ -53,6 +66,7 @@ class _Pool:
         self.num_alloc_retries = 0
         self.num_ooms = 0
         self.limit = None  # bytes: set_per_process_memory_fraction
+        self.poison = os.environ.get("JITORCH_CUDA_POISON", "0") not in ("", "0")  # see the module doc
 
     def _raw(self, size: int):
         if self.limit is not None and self.reserved + size > self.limit:
@@ -90,11 +104,15 @@ class _Pool:
         self.allocated += size
         if self.allocated > self.peak_allocated:  # noqa: PLR1730 - hot path: a compare is cheaper than max()
             self.peak_allocated = self.allocated
+        if self.poison:
+            _poison(raw, size, stream)
         return raw, size
 
     def give_back(self, raw, size: int) -> None:
         """Return a default-stream block used on no other stream."""
         self.allocated -= size
+        if self.poison:  # a stale view that reads the block after this point reads garbage
+            _poison(raw, size, 0)
         self.free.setdefault(size, []).append(raw)
 
     def give_back_on(self, raw, size: int, stream: int, uses) -> None:
@@ -104,6 +122,8 @@ class _Pool:
             self.pending.append(([streams.marker(s) for s in uses.values()], raw, size, stream))
             return
         self.allocated -= size
+        if self.poison:
+            _poison(raw, size, stream)
         self._to_free_list(raw, size, stream)
 
     def _to_free_list(self, raw, size: int, stream: int) -> None:
@@ -145,6 +165,15 @@ class _Pool:
 
 class _Exhausted(Exception):
     pass
+
+
+def _poison(raw, size: int, stream: int) -> None:
+    """Fill a block with ``POISON_BYTE`` (on ``stream``, so it is ordered before the block's new use)."""
+    if driver.simulated():
+        raw.fill(POISON_BYTE)
+        return
+    from numba.cuda.cudadrv.driver import driver as drv
+    drv.cuMemsetD8Async(int(raw.device_pointer_value), POISON_BYTE, size, stream)
 
 
 _NO_BLOCKS: dict = {}
@@ -229,6 +258,17 @@ def empty_cache() -> None:
 
 def set_limit(nbytes: int | None) -> None:
     POOL.limit = nbytes
+
+
+def set_poison(enabled: bool) -> bool:
+    """Turn block poisoning (see the module doc) on or off; returns the previous setting."""
+    previous = POOL.poison
+    POOL.poison = bool(enabled)
+    return previous
+
+
+def poison_enabled() -> bool:
+    return POOL.poison
 
 
 def record_stream(a, s) -> None:

@@ -354,14 +354,15 @@ def _adjacent(dims: tuple) -> bool:
 def _offsets(idx, dims: tuple, sizes: list, strides: list, bshape: tuple, op: str, allow_negative: bool) -> CudaArray:
     """Device int64 offsets ``sum_k idx_k * strides[k]`` over the broadcast index shape.
 
-    Host index arrays were checked (and negatives wrapped) by the front end; device ones are checked here, on
-    the device, against ``sizes`` (see the module doc): an out-of-range one is reported as ``op``'s and its
-    offset is ``BAD``."""
+    Host index arrays were checked by the front end; their negatives count from the end here (a gradient
+    formula may pass them unwrapped, and NumPy's CPU kernels wrap them; an offset before the view would read
+    or write outside it).  Device ones are checked here, on the device, against ``sizes`` (see the module
+    doc): an out-of-range one is reported as ``op``'s and its offset is ``BAD``."""
     if all(not isinstance(a, CudaArray) for a in idx):
         arrs = np.broadcast_arrays(*[np.asarray(a, dtype=I64) for a in idx]) if idx else [np.zeros((), I64)]
         adv = np.zeros(bshape, dtype=I64)
-        for a, s in zip(arrs, strides):
-            adv += a * s
+        for a, s, size in zip(arrs, strides, sizes):
+            adv += np.where(a < 0, a + size, a) * s
         return from_host(adv.reshape(-1))
     n = math.prod(bshape)
     acc = empty((n,), I64)

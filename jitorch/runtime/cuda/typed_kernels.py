@@ -28,8 +28,11 @@ import os
 import numpy as np
 from numba import cuda
 
-from . import driver, launch, streams
+from . import driver, launch, sim_fixes, streams
 from .array import CudaArray, empty
+
+if driver.simulated():
+    sim_fixes.install()  # before any simulated launch: see sim_fixes
 
 _F32 = np.float32
 _F64 = np.float64
