@@ -35,16 +35,67 @@ class KernelInfo:
     source_file: str | None = None  # where the generated source lives in the kernel cache (CUDA kernels)
 
 
-def _prep_input(arr, cls, mode, full_shape, R, K):
+def _input_prep(cls, mode, full_shape, R, K):
+    """How an input array becomes its kernel argument (a 1-D or (R, K) view; a copy only when the
+    array's layout cannot be viewed that way)."""
     if mode == "flat":
-        return arr.reshape(-1) if arr.shape == full_shape else np.broadcast_to(arr, full_shape).reshape(-1)
+        return lambda a: a.reshape(-1) if a.shape == full_shape else np.broadcast_to(a, full_shape).reshape(-1)
+    if cls == "one":
+        return lambda a: a.reshape(1)
     if cls == "row":
-        return arr.reshape(R)
+        return lambda a: a.reshape(R)
     if cls == "col":
-        return arr.reshape(K)
-    if arr.shape != full_shape:
-        arr = np.broadcast_to(arr, full_shape)
-    return arr.reshape(R, K)
+        return lambda a: a.reshape(K)
+
+    def full(a):
+        if a.shape != full_shape:
+            a = np.broadcast_to(a, full_shape)
+        return a.reshape(R, K)
+    return full
+
+
+def _output_shape(cls, mode, R, K):
+    """The shape a kernel takes an argument of class ``cls`` in."""
+    if cls == "one":
+        return (1,)
+    if mode == "flat":
+        return (R * K,)
+    return {"row": (R,), "col": (K,)}.get(cls, (R, K))
+
+
+# the eager kernels' threshold: on a quiet machine a 32x128x128 softmax ran 1.9x faster on 2
+# threads, but with the cores shared (load 6-8 on 2 CPUs) a transformer step with every kernel
+# above 256K elements parallel took twice as long, spinning threads waiting for a descheduled one
+FUSED_PARALLEL_THRESHOLD = cpu.PARALLEL_THRESHOLD
+
+
+class _Kernel:
+    """A generated kernel's dispatcher with its entry points, one per argument layout."""
+
+    def __init__(self, source: str, fn_name: str, info: KernelInfo):
+        self.disp = kernel_cache.load_kernel(source, fn_name)
+        self.entries = {}  # argument layouts -> compiled entry point
+        self.c_entry = None  # the entry point for all-contiguous arguments (the usual case)
+        self.info = info
+
+    def __call__(self, args) -> None:
+        key = kernel_cache.layout_key(args)
+        entry = self.entries.get(key)
+        if entry is not None:
+            entry(*args)
+            return
+        info = self.info
+        t0 = time.perf_counter()
+        before = sum(self.disp.stats.cache_misses.values())
+        kernel_cache.first_call(self.disp, args)  # compiles (or loads) this layout's machine code
+        self.entries[key] = entry = kernel_cache.entry_point(self.disp, args)
+        if all(k == 1 for k in key if isinstance(k, int)):
+            self.c_entry = entry
+        misses = sum(self.disp.stats.cache_misses.values()) - before
+        info.cache_hit = misses == 0 if info.cache_hit is None else info.cache_hit and misses == 0
+        info.compile_s += time.perf_counter() - t0
+        logs.perf_compile(info)
+        logs.progress.kernel(info.name, misses != 0)
 
 
 class _FusedRunner:
@@ -58,61 +109,49 @@ class _FusedRunner:
             self.R, self.K = math.prod(full[:-1]), full[-1]
         else:
             self.R, self.K = 1, 1
-        parallel = self.R > 1 and self.R * self.K >= cpu.PARALLEL_THRESHOLD
+        parallel = self.R > 1 and self.R * self.K >= FUSED_PARALLEL_THRESHOLD
         # the function is named after what it fuses, not where it sits: identical groups (the
         # layers of a stack) render identical source and share one compiled kernel
         fn_name = group.name
         self.name = f"{fn_name}_{index}"
         t0 = time.perf_counter()
         src, self.plan, self.mode = render_group(group, fn_name, parallel)
-        if self.mode == "flat" and parallel is False and self.R * self.K >= cpu.PARALLEL_THRESHOLD:
-            src, self.plan, self.mode = render_group(group, fn_name, True)
+        if self.mode == "flat" and parallel is False and self.R * self.K >= FUSED_PARALLEL_THRESHOLD:
+            src, self.plan, self.mode = render_group(group, fn_name, True)  # a single row: flat is parallel
         self.source = src
-        self.disp = kernel_cache.load_kernel(src, fn_name)
-        self.entries = {}  # argument layouts -> compiled entry point
-        self.flat_entry = None
-        self.info = KernelInfo(self.name, src, group, time.perf_counter() - t0, None)
-        self.in_ids = [v.id for kind, v, _ in self.plan if kind == "in"]
-        self.in_cls = [cls for kind, v, cls in self.plan if kind == "in"]
-        self.outs = [(v.id, v.shape, v.dtype.numpy_dtype, cls) for kind, v, cls in self.plan if kind == "out"]
+        self.info = KernelInfo(self.name, src, group, 0.0, None)
+        self.kernel = _Kernel(src, fn_name, self.info)
+        self.info.compile_s = time.perf_counter() - t0
+        R, K, mode = self.R, self.K, self.mode
+        # (value id, the shape the kernel takes it in, how to get there from another shape)
+        self.ins = [(v.id, _output_shape(cls, mode, R, K), _input_prep(cls, mode, full, R, K))
+                    for kind, v, cls in self.plan if kind == "in"]
+        self.outs = [(v.id, v.shape, v.dtype.numpy_dtype, _output_shape(cls, mode, R, K))
+                     for kind, v, cls in self.plan if kind == "out"]
 
     def __call__(self, env):
-        if self.mode == "flat" and self.flat_entry is not None:
-            # the hot path: every operand is a contiguous 1-D view, so one entry point serves all calls
-            args = [env[i].reshape(-1) for i in self.in_ids]
-            for vid, shape, dt, _ in self.outs:
-                a = np.empty(shape, dt)
-                env[vid] = a
-                args.append(a.reshape(-1))
-            self.flat_entry(*args, self.R, self.K)
-            return
-        R, K, mode, full = self.R, self.K, self.mode, self.full_shape
-        args = [_prep_input(env[i], c, mode, full, R, K) for i, c in zip(self.in_ids, self.in_cls)]
-        for vid, shape, dt, cls in self.outs:
-            a = np.empty(shape, dt)
+        # a strided operand is copied by NumPy into the flat / row x column layout: measured
+        # faster than a kernel indexing N-D strided arrays in place, which does not vectorize
+        args = []
+        for i, want, prep in self.ins:
+            a = env[i]
+            args.append(a if a.shape == want else prep(a))
+        n_in = len(args)
+        for vid, shape, dt, kshape in self.outs:
+            a = np.empty(shape, dt)  # allocated in the value's own shape: a fresh array, not a view
             env[vid] = a
-            if mode == "flat":
-                args.append(a.reshape(-1))
+            args.append(a if shape == kshape else a.reshape(kshape))
+        entry = self.kernel.c_entry
+        if entry is not None:
+            for k in range(n_in):  # outputs are fresh contiguous arrays
+                if not args[k].flags.c_contiguous:
+                    break
             else:
-                args.append(a.reshape(R) if cls == "row" else a.reshape(R, K))
-        args.append(R)
-        args.append(K)
-        key = kernel_cache.layout_key(args)
-        entry = self.entries.get(key)
-        if entry is None:
-            t0 = time.perf_counter()
-            before = sum(self.disp.stats.cache_misses.values())
-            kernel_cache.first_call(self.disp, args)
-            self.entries[key] = kernel_cache.entry_point(self.disp, args)
-            if mode == "flat" and all(k == 1 for k in key if isinstance(k, int)):
-                self.flat_entry = self.entries[key]
-            misses = sum(self.disp.stats.cache_misses.values()) - before
-            self.info.cache_hit = misses == 0
-            self.info.compile_s += time.perf_counter() - t0
-            logs.perf_compile(self.info)
-            logs.progress.kernel(self.name, not self.info.cache_hit)
-        else:
-            entry(*args)
+                entry(*args, self.R, self.K)
+                return
+        args.append(self.R)
+        args.append(self.K)
+        self.kernel(args)
 
 
 def view_runner(node, device: str = "cpu"):
@@ -123,6 +162,9 @@ def view_runner(node, device: str = "cpu"):
     if node.name == "reshape":
         shape = tuple(attrs["shape"])
         return lambda env: env.__setitem__(out, env[src].reshape(shape))
+    if node.name == "permute" and device == "cpu":
+        dims = tuple(attrs["dims"])
+        return lambda env: env.__setitem__(out, env[src].transpose(dims))
     impl = node.op.impl[device]
     return lambda env: env.__setitem__(out, impl(env[src], **attrs))
 
@@ -188,9 +230,9 @@ class Executor:
         for s in self.steps:
             cuda = _on_cuda(s)
             self.on_cuda |= cuda
-            if isinstance(s, FusedGroup) and len(s.nodes) == 1:
-                # a lone op gains nothing from a generated kernel: run the eager one (already tuned,
-                # usually already compiled), so a compiled graph is never slower than eager there
+            if isinstance(s, FusedGroup) and len(s.nodes) == 1 and (cuda or _eager_is_as_good(s)):
+                # a lone op the eager kernel runs as well (_eager_is_as_good): run that one (already
+                # tuned, usually already compiled); CUDA always does
                 self._run.append(_cuda().extern_runner(s.nodes[0]) if cuda else _extern_runner(s.nodes[0]))
             elif isinstance(s, FusedGroup):
                 r = _cuda().CudaFusedRunner(s, fused_index) if cuda else _FusedRunner(s, fused_index)
@@ -266,6 +308,28 @@ class Executor:
         else:
             for step in self._run:
                 step(env)
+
+
+def _eager_is_as_good(group: FusedGroup) -> bool:
+    """Would the eager kernel run a lone op about as fast as a generated one?
+
+    For an elementwise op over full-size operands it is the same flat loop.  A
+    broadcast operand (a bias over rows) sends eager through its strided N-D
+    kernel, ~3x slower than a generated row x column loop, and an eager reduction
+    returns a view of its result, which a ``.grad`` then copies.  Those two get a
+    generated kernel (measured: never slower than the eager one) once they are big
+    enough to repay its compile (~0.5 s cold): on small tensors either way costs a
+    few microseconds.
+    """
+    node = group.nodes[0]
+    out = node.outputs[0]
+    if max([out.numel] + [i.numel for i in node.inputs if isinstance(i, Value)]) < _LONE_KERNEL_MIN:
+        return True
+    return node.kind == "elementwise" and all(
+        not isinstance(i, Value) or i.shape == out.shape for i in node.inputs)
+
+
+_LONE_KERNEL_MIN = 1 << 16
 
 
 def _cuda():

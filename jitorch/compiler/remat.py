@@ -57,9 +57,34 @@ def rematerialize(fwd: Graph, bwd: Graph, saved: list) -> list:
             avail[v.id] = new.outputs[0]
             changed = True
     if recomputed:
-        bwd.nodes[:0] = _dependency_order(recomputed)
+        bwd.nodes = _place_before_first_use(_dependency_order(recomputed), bwd.nodes)
         bwd.inputs = grad_inputs + [avail[v.id] for v in saved]
     return saved
+
+
+def _place_before_first_use(recomputed: list, nodes: list) -> list:
+    """``nodes`` with each recomputed node inserted just before the first node that reads it.
+
+    Next to its reader a recomputation fuses into the reader's kernel; at the top of the
+    graph it would be a kernel of its own whose result is stored and read back.
+    (``recomputed`` is in dependency order.)
+    """
+    pending = {id(n.outputs[0]): n for n in recomputed}
+    out: list = []
+
+    def emit(node):
+        for i in node.inputs:
+            dep = pending.pop(id(i), None) if isinstance(i, Value) else None
+            if dep is not None:
+                emit(dep)
+        out.append(node)
+
+    for node in nodes:
+        emit(node)
+    for node in recomputed:  # read by no node (only a graph output): keep them, at the end
+        if pending.pop(id(node.outputs[0]), None) is not None:
+            emit(node)
+    return out
 
 
 def _dependency_order(nodes: list) -> list:
