@@ -153,12 +153,12 @@ def _code(program: Program) -> str:
     from ..compiler.schedule import FusedGroup, ViewStep
     ex = program.executor(program.traced_batch if program.batch_generic else None)
     lines = [f"# {program.signature.name}: {ex.n_kernels} kernel step(s)"]
-    kernels = iter(ex.kernels)
+    by_group = {id(info.group): info for info in ex.kernels}
     for k, step in enumerate(ex.steps):
-        if isinstance(step, FusedGroup) and len(step.nodes) == 1:
-            lines.append(f"# step {k}: call {step.nodes[0].name}")  # a lone op runs its eager kernel
-        elif isinstance(step, FusedGroup):
-            info = next(kernels)
+        info = by_group.get(id(step)) if isinstance(step, FusedGroup) else None
+        if isinstance(step, FusedGroup) and info is None:
+            lines.append(f"# step {k}: call {step.nodes[0].name}")  # a lone op that runs its eager kernel
+        elif info is not None:
             lines.append(f"# step {k}: fused kernel {info.name} ({', '.join(n.name for n in step.nodes)})")
             lines.append(info.source.rstrip())
         elif isinstance(step, ViewStep):
