@@ -12,6 +12,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from .._tensor import Tensor
+from ..utils._tree import tensor_leaves
 from ..compiler.ir import Graph, Value
 from ..compiler.trace import GraphBreak, Tracer, tracing, user_frame
 from ._state import exporting
@@ -38,19 +39,6 @@ class Capture:
     inputs: list  # graph input Values of the user's tensors, in argument order
     params: list  # (state_dict name, Value, tensor) of parameters and buffers
     breaks: list = field(default_factory=list)
-
-
-def flatten_tensors(obj, out: list) -> list:
-    """The tensors in nested tuples/lists/dicts, depth first (how torch.onnx orders graph inputs/outputs)."""
-    if isinstance(obj, Tensor):
-        out.append(obj)
-    elif isinstance(obj, (tuple, list)):
-        for o in obj:
-            flatten_tensors(o, out)
-    elif isinstance(obj, dict):
-        for o in obj.values():
-            flatten_tensors(o, out)
-    return out
 
 
 def named_state(model) -> list:
@@ -87,7 +75,7 @@ def compiled_code_runs_eagerly():
 def capture(model, args: tuple, kwargs: dict) -> Capture:
     from .. import no_grad
     tracer = ExportTracer()
-    user = flatten_tensors((args, kwargs), [])
+    user = tensor_leaves((args, kwargs), [])
     inputs = [tracer.bind_input(t, name=f"input_{k}") for k, t in enumerate(user)]
     params = []
     for name, t in named_state(model):
@@ -95,7 +83,7 @@ def capture(model, args: tuple, kwargs: dict) -> Capture:
             params.append((name, tracer.bind_input(t, name=name), t))
     with no_grad(), exporting(), compiled_code_runs_eagerly(), composites_recorded(), tracing(tracer):
         out = model(*args, **kwargs)
-    leaves = flatten_tensors(out, [])
+    leaves = tensor_leaves(out, [])
     if not leaves:
         raise ValueError("jitorch.onnx.export: the model returned no tensors to export")
     graph = tracer.finish(leaves)

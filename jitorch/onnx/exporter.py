@@ -23,7 +23,8 @@ from onnx import helper, numpy_helper
 from ..compiler.passes import cse, dce, fold_constants
 from ._state import TrainingMode, model_mode
 from .builder import GraphBuilder, np_dtype, value_info
-from .capture import capture, describe_break, flatten_tensors, used_inputs
+from ..utils._tree import tensor_leaves
+from .capture import capture, describe_break, used_inputs
 from .errors import OnnxExporterError, warn
 from .io_spec import (
     default_input_names,
@@ -91,7 +92,7 @@ def _write(proto, f) -> None:
 
 def _export_model(model, args, kwargs, opset, export_params, input_names, output_names, do_constant_folding,
                   dynamic_axes, keep_initializers_as_inputs):
-    user_tensors = flatten_tensors((args, kwargs), [])
+    user_tensors = tensor_leaves((args, kwargs), [])
     if len({id(t) for t in user_tensors}) != len(user_tensors):
         warn("the same tensor is passed as more than one input; the exported graph reads it through the last of "
              "those inputs only (pass distinct tensors to get distinct graph inputs)")

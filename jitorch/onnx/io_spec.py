@@ -4,7 +4,7 @@ from __future__ import annotations
 import inspect
 
 from .._tensor import Tensor
-from .capture import flatten_tensors
+from ..utils._tree import tensor_leaves
 from .errors import warn
 from .symbolic_shapes import Symbol
 
@@ -36,7 +36,7 @@ def default_input_names(model, args: tuple, kwargs: dict) -> list:
     groups = [(params[k].name if k < len(params) else f"input_{k}", a) for k, a in enumerate(args)]
     groups += list(kwargs.items())
     for base, obj in groups:
-        n = len(flatten_tensors(obj, []))
+        n = len(tensor_leaves(obj, []))
         names += [base] if n == 1 else [f"{base}_{i}" for i in range(n)]
     return names
 

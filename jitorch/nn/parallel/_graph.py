@@ -1,20 +1,7 @@
 """Which leaf tensors the autograd graph behind some outputs reaches (for find_unused_parameters)."""
 from __future__ import annotations
 
-
-def output_tensors(obj, found=None) -> list:
-    """The tensors inside a forward's return value (tensors, lists, tuples, dicts, nested)."""
-    from ..._tensor import Tensor
-    found = [] if found is None else found
-    if isinstance(obj, Tensor):
-        found.append(obj)
-    elif isinstance(obj, (list, tuple)):
-        for item in obj:
-            output_tensors(item, found)
-    elif isinstance(obj, dict):
-        for item in obj.values():
-            output_tensors(item, found)
-    return found
+from ...utils._tree import tensor_leaves
 
 
 def reachable_leaf_ids(outputs) -> set[int]:
@@ -22,7 +9,7 @@ def reachable_leaf_ids(outputs) -> set[int]:
     from ...autograd.graph import AccumulateGrad
     leaves: set[int] = set()
     stack = []
-    for t in output_tensors(outputs):
+    for t in tensor_leaves(outputs):
         if not t.requires_grad:
             continue
         if t.grad_fn is None:
