@@ -294,19 +294,6 @@ def test_check_range_reports_without_reading():
 
 
 # -- tensor level: the front end leaves device indices to the kernels -------------------------------------------------
-def _front_end_defers_index_checks() -> bool:
-    """The front end (jitorch/ops/indexing_base.py) hands device indices to the kernels unread, or still reads
-    their bounds on the host (before the change described in docs/cuda.md, "Device-side index checks")."""
-    from jitorch.ops import indexing_base
-    idx = _dev(np.array([-1, 2]))
-    return indexing_base.checked_index(idx, 4, True)[1] is idx
-
-
-needs_deferred_checks = pytest.mark.skipif(not _front_end_defers_index_checks(),
-                                           reason="the front end still reads device index bounds on the host")
-
-
-@needs_deferred_checks
 def test_tensor_indexing_with_device_indices_never_syncs():
     x = jitorch.from_numpy(X).to("cuda")
     rows = jitorch.tensor([3, -1, 0], device="cuda")
@@ -319,7 +306,6 @@ def test_tensor_indexing_with_device_indices_never_syncs():
     np.testing.assert_array_equal(outs[3].cpu().numpy(), np.take_along_axis(X, np.array([3, 3, 0]).reshape(3, 1, 1), 0))
 
 
-@needs_deferred_checks
 @pytest.mark.parametrize("read", ["item", "cpu", "print", "synchronize"])
 def test_tensor_out_of_range_index_raises_at_the_next_read(read):
     x = jitorch.from_numpy(X).to("cuda")

@@ -217,8 +217,6 @@ def test_empty_cache_waits_for_blocks_in_use_on_other_streams(monkeypatch):
 
 
 def test_tensor_record_stream_hook():
-    if not hasattr(jitorch.Tensor, "record_stream"):
-        pytest.skip("Tensor.record_stream is not wired to runtime/cuda/memory.record_stream yet")
     x = jitorch.ones(3, device="cuda")
     s = cuda.Stream()
     x.record_stream(s)
@@ -265,16 +263,6 @@ def test_non_blocking_transfers_of_pinned_memory(dtype):
     np.testing.assert_array_equal(C.from_host(host, non_blocking=True).to_host(), host)  # pageable: a plain copy
 
 
-def _front_end_pins() -> bool:
-    """Tensor.pin_memory/is_pinned use runtime/cuda/pinned.py (the front-end change in docs/cuda.md)."""
-    return jitorch.from_numpy(pinned.pin(np.zeros(2))).is_pinned()
-
-
-needs_pinning = pytest.mark.skipif(not _front_end_pins(), reason="Tensor.pin_memory is not wired to "
-                                   "runtime/cuda/pinned.py yet")
-
-
-@needs_pinning
 def test_tensor_pin_memory_and_non_blocking_to():
     x = jitorch.arange(8.0).reshape(2, 4)
     p = x.pin_memory()
@@ -293,7 +281,6 @@ def test_tensor_pin_memory_and_non_blocking_to():
         d.pin_memory()
 
 
-@needs_pinning
 def test_dataloader_pin_memory():
     from jitorch.utils.data import DataLoader, TensorDataset
     ds = TensorDataset(jitorch.arange(6.0).reshape(3, 2), jitorch.tensor([0, 1, 2]))
